@@ -1,0 +1,1 @@
+"""Our own infrastructure behind the write and read side's ports."""

@@ -1,0 +1,97 @@
+"""Commands and handlers of the validation context."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import msgspec
+
+from commands.ports import EventStore
+from commands.results import CommandResult
+from commands.unit_of_work import change, create, load, new_aggregate_id
+from domain.aggregate import CommandContext
+from domain.validation.rules import LOCAL_KINDS, evaluate
+from domain.validation.ruleset import Rule, RuleSet
+from domain.validation.scoring import RuleResult
+from domain.validation.validation import Validation
+
+
+class DefineRuleSet(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    rules: list[Rule]
+    threshold: float
+    idempotency_key: str | None = None
+
+
+class ReviseRuleSet(msgspec.Struct, frozen=True, kw_only=True):
+    ruleset_id: UUID
+    rules: list[Rule]
+    threshold: float
+    expected_version: int | None = None
+
+
+class RequestValidation(msgspec.Struct, frozen=True, kw_only=True):
+    ruleset_id: UUID
+    subject_type: str
+    subject_id: str
+    output: str
+    idempotency_key: str | None = None
+
+
+class CompleteValidation(msgspec.Struct, frozen=True, kw_only=True):
+    validation_id: UUID
+    results: list[RuleResult]
+
+
+async def define_ruleset(store: EventStore, ctx: CommandContext, cmd: DefineRuleSet) -> CommandResult:
+    """Defines a rule set at version 1."""
+    ruleset, event = RuleSet.define(
+        ctx,
+        new_aggregate_id(ctx, RuleSet, cmd.idempotency_key),
+        name=cmd.name,
+        rules=cmd.rules,
+        threshold=cmd.threshold,
+    )
+    return await create(store, ruleset, event)
+
+
+async def revise_ruleset(store: EventStore, ctx: CommandContext, cmd: ReviseRuleSet) -> CommandResult:
+    """Publishes a new version of a rule set."""
+    return await change(
+        store,
+        RuleSet,
+        cmd.ruleset_id,
+        ctx,
+        lambda ruleset: ruleset.revise(ctx, rules=cmd.rules, threshold=cmd.threshold),
+        expected_version=cmd.expected_version,
+    )
+
+
+async def request_validation(store: EventStore, ctx: CommandContext, cmd: RequestValidation) -> CommandResult:
+    """Opens a validation of an output against the rule set's current version."""
+    ruleset = await load(store, RuleSet, cmd.ruleset_id, ctx)
+    validation, event = Validation.request(
+        ctx,
+        new_aggregate_id(ctx, Validation, cmd.idempotency_key),
+        ruleset=ruleset,
+        subject_type=cmd.subject_type,
+        subject_id=cmd.subject_id,
+        output=cmd.output,
+    )
+    return await create(store, validation, event)
+
+
+async def complete_validation(store: EventStore, ctx: CommandContext, cmd: CompleteValidation) -> CommandResult:
+    """Scores the per-rule results and records the verdict."""
+    return await change(
+        store,
+        Validation,
+        cmd.validation_id,
+        ctx,
+        lambda validation: validation.complete(ctx, results=cmd.results),
+    )
+
+
+def evaluate_local_rules(rules: list[Rule], output: str) -> list[RuleResult]:
+    """Results of the rules that need only the text; the others are left to their workers."""
+    return [evaluate(rule, output) for rule in rules if rule.kind in LOCAL_KINDS]

@@ -1,0 +1,1 @@
+"""The agents context: configured LLM agents and the runs they execute."""

@@ -1,0 +1,55 @@
+"""The shape every domain event shares, and the snapshot of an aggregate."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+import msgspec
+
+
+class EventMetadata(msgspec.Struct, frozen=True, kw_only=True):
+    """Who caused an event, on whose behalf, and within which conversation of messages."""
+
+    tenant_id: str
+    actor: str
+    correlation_id: UUID
+    causation_id: UUID
+    traceparent: str = ""
+
+
+class DomainEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A business fact that happened to one aggregate, at one version of it.
+
+    `originator_id` and `originator_version` are the names the eventsourcing library's
+    recorder uses for the stream id and the position inside the stream.
+    """
+
+    class_version: ClassVar[int] = 1
+
+    originator_id: UUID
+    originator_version: int
+    timestamp: datetime
+    metadata: EventMetadata
+
+
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """The state of an aggregate at one version, so that a long stream loads from here on."""
+
+    originator_id: UUID
+    originator_version: int
+    timestamp: datetime
+    topic: str
+    state: dict[str, Any]
+
+    @classmethod
+    def take(cls, aggregate: Any) -> Snapshot:
+        kind = type(aggregate)
+        return cls(
+            originator_id=aggregate.id,
+            originator_version=aggregate.version,
+            timestamp=aggregate.modified_at,
+            topic=f"{kind.__module__}:{kind.__qualname__}",
+            state=msgspec.to_builtins(aggregate),
+        )

@@ -1,0 +1,1 @@
+"""The workflows context: versioned templates and the instances that run them as sagas."""

@@ -1,0 +1,53 @@
+"""The platform's settings: one Struct, read once from `AIWP_*` environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated
+
+import msgspec
+
+PREFIX = "AIWP_"
+
+
+class SettingsError(ValueError):
+    """An `AIWP_*` variable that cannot be used, named with what is wrong."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Every knob of the platform; loopback and embedded defaults, so no configuration is needed."""
+
+    # PostgreSQL for the event store and the read models; unset means an embedded server in `data_dir`.
+    database_url: str | None = None
+    data_dir: str = ".aiwp"
+    # Base64 AES key (16, 24 or 32 bytes) that encrypts stored event payloads; unset stores them in clear.
+    cipher_key: str | None = None
+    snapshot_interval: Annotated[int, msgspec.Meta(ge=0)] = 100
+    group_commit_max_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 64
+    group_commit_max_wait_ms: Annotated[float, msgspec.Meta(ge=0, le=1_000)] = 0.0
+    db_pool_size: Annotated[int, msgspec.Meta(ge=2, le=200)] = 16
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Reads `AIWP_<FIELD>` for each field; an unknown `AIWP_*` name is an error, not a silent typo."""
+        values = {
+            name[len(PREFIX) :].lower(): value
+            for name, value in environ.items()
+            if name.startswith(PREFIX) and value != "" and not name.startswith("AIWP_TEST_")
+        }
+        try:
+            return msgspec.convert(values, cls, strict=False)
+        except msgspec.ValidationError as error:
+            raise SettingsError(f"invalid AIWP_* setting: {describe(error)}") from None
+
+
+def describe(error: msgspec.ValidationError) -> str:
+    # msgspec says "Object contains unknown field `x`" or "... - at `$.x`"; name the variable instead.
+    text = str(error)
+    if "unknown field" in text:
+        field = text.split("`")[1]
+        return f"AIWP_{field.upper()} is not a known setting"
+    if "at `$." in text:
+        message, _, path = text.rpartition(" - at `$.")
+        return f"AIWP_{path.rstrip('`').upper()}: {message}"
+    return text

@@ -1,0 +1,1 @@
+"""The read side: projectors, read models and the queries over them."""
