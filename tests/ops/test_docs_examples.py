@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,8 +36,10 @@ def test_the_write_and_read_example_shows_both_versions() -> None:
 
 
 def test_docs_reference_only_examples_that_exist() -> None:
-    for page in (ROOT / "docs").rglob("*.md"):
-        for line in page.read_text().splitlines():
-            if "docs/examples/" in line:
-                name = line.split("docs/examples/")[1].split()[0].strip("`)")
-                assert (ROOT / "docs" / "examples" / name).exists(), f"{page.name} names a missing example {name}"
+    pages = [*(ROOT / "docs").rglob("*.md"), ROOT / "README.md"]
+    named = {
+        (page.name, name) for page in pages for name in re.findall(r"docs/examples/([\w.-]+\.py)", page.read_text())
+    }
+    assert named, "no page names an example"
+    for page, name in named:
+        assert (ROOT / "docs" / "examples" / name).exists(), f"{page} names a missing example {name}"
