@@ -21,6 +21,10 @@ class DomainError(Exception):
     """A command that the model refuses; each context has its own subclass."""
 
 
+class UnknownEvent(DomainError):
+    """An aggregate was given an event it does not know how to apply."""
+
+
 class NotThisKind(DomainError):
     """A stream was read as an aggregate of another kind than the one that wrote it."""
 
@@ -60,13 +64,13 @@ class Aggregate(msgspec.Struct, kw_only=True):
     modified_at: datetime
 
     @classmethod
-    def created_by(cls, event: Any) -> Self:
+    def created_by(cls, event: Any) -> Self:  # noqa: ARG003 - each aggregate overrides it
         """Builds the first state from the stream's first event."""
-        raise NotImplementedError(f"{cls.__name__} does not say how it is created")
+        raise TypeError(f"{cls.__name__} must define created_by")
 
     def apply(self, event: Any) -> None:
         """Assigns what one event says; never decides."""
-        raise NotImplementedError(f"{type(self).__name__} does not apply {type(event).__name__}")
+        raise UnknownEvent(f"{type(self).__name__} does not apply {type(event).__name__}")
 
     @staticmethod
     def _identity(event: DomainEvent) -> dict[str, Any]:

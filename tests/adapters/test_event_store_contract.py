@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
+from psycopg import sql
 
+from adapters.event_store.application import StoreApplication, postgres_env
 from adapters.event_store.store import EventSourcedStore
 from commands.errors import AggregateNotFound, ConcurrencyError
 from domain.agents.agent import Agent
 from domain.events import Snapshot
 from domain.workflows.instance import WorkflowInstance
 from tests.strategies import Clock
+
+CIPHER_KEY = base64.b64encode(bytes(range(32))).decode()
 
 
 def new_agent(clock: Clock, agent_id: UUID | None = None) -> tuple[Agent, list[object]]:
@@ -141,3 +147,23 @@ async def test_a_snapshot_that_no_longer_fits_the_aggregate_is_ignored(store: Ev
     )
     store.app.snapshots.put([outdated])
     assert await store.get(Agent, agent.id) == agent
+
+
+@pytest.mark.integration
+async def test_with_a_cipher_key_payloads_are_unreadable_in_the_database(database_url: str, pg_schema: str) -> None:
+    app = StoreApplication(env=postgres_env(database_url, schema=pg_schema, cipher_key=CIPHER_KEY))
+    store = EventSourcedStore(app)
+    try:
+        clock = Clock()
+        agent, events = new_agent(clock)
+        await store.save(agent, events)  # type: ignore[arg-type]
+        assert await store.get(Agent, agent.id) == agent
+    finally:
+        await store.close()
+    with psycopg.connect(database_url) as conn:
+        [(state,)] = conn.execute(
+            sql.SQL("SELECT state FROM {}.aiwp_events WHERE originator_id = %s").format(sql.Identifier(pg_schema)),
+            (agent.id,),
+        ).fetchall()
+    assert b"writer" not in state
+    assert b"scripted" not in state
