@@ -2,27 +2,48 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID, uuid4
 
+import asyncpg
+
+from adapters.bus.in_process import InProcessBus
+from adapters.bus.port import Binding, EventBus
+from adapters.bus.rabbitmq import RabbitBus
 from adapters.embedded_postgres import EmbeddedPostgres
 from adapters.event_store.application import StoreApplication, postgres_env
+from adapters.event_store.log_reader import LogReader
+from adapters.event_store.mapper import MsgspecMapper
 from adapters.event_store.store import EventSourcedStore
+from adapters.migrations import apply_migrations
+from adapters.postgres import connect, create_pool
+from adapters.projector import Projector, run_projector
+from adapters.relay import Relay
 from domain.aggregate import CommandContext
 from ops.settings import Settings
+from projections.catalog import PROJECTIONS
+
+log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class Platform:
     """Everything a process of the platform shares."""
 
     settings: Settings
     database_url: str
     store: EventSourcedStore
+    pool: asyncpg.Pool
+    reader: LogReader
+    bus: EventBus
+    projectors: dict[str, Projector] = field(default_factory=dict)
 
     def context(
         self, *, tenant_id: str, actor: str, correlation_id: UUID | None = None, causation_id: UUID | None = None
@@ -37,11 +58,31 @@ class Platform:
             causation_id=causation_id or correlation,
         )
 
+    def relay(self) -> Relay:
+        settings = self.settings
+        return Relay(
+            lambda: connect(self.database_url, settings.database_schema),
+            self.reader,
+            self.bus,
+            batch_size=settings.relay_batch,
+        )
 
-def build_store(settings: Settings, database_url: str, *, schema: str = "") -> EventSourcedStore:
+    async def wait_for(self, position: int, timeout: float = 10.0, names: Sequence[str] | None = None) -> bool:
+        """Waits until the projections (all, or those named) have applied everything up to `position`."""
+        chosen = [self.projectors[name] for name in names] if names else list(self.projectors.values())
+        results = await asyncio.gather(*(p.wait_for(position, timeout) for p in chosen))
+        return all(results)
+
+
+def build_store(settings: Settings, database_url: str) -> EventSourcedStore:
     """The event store on one database, configured from the settings."""
     app = StoreApplication(
-        env=postgres_env(database_url, schema=schema, pool_size=settings.db_pool_size, cipher_key=settings.cipher_key)
+        env=postgres_env(
+            database_url,
+            schema=settings.database_schema,
+            pool_size=settings.db_pool_size,
+            cipher_key=settings.cipher_key,
+        )
     )
     return EventSourcedStore(
         app,
@@ -52,20 +93,77 @@ def build_store(settings: Settings, database_url: str, *, schema: str = "") -> E
     )
 
 
+def build_bus(settings: Settings) -> EventBus:
+    if settings.amqp_url:
+        return RabbitBus(settings.amqp_url, window=settings.relay_window)
+    return InProcessBus()
+
+
 @asynccontextmanager
 async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
-    """Starts what the settings ask for (an embedded PostgreSQL when no URL is set) and stops it on exit."""
+    """Starts what the settings ask for (an embedded PostgreSQL when no URL is set), migrates, stops it all on exit."""
     embedded: EmbeddedPostgres | None = None
     database_url = settings.database_url
     if database_url is None:
         embedded = EmbeddedPostgres(Path(settings.data_dir) / "pgdata")
         database_url = embedded.url
     try:
-        store = build_store(settings, database_url)
-        try:
-            yield Platform(settings=settings, database_url=database_url, store=store)
-        finally:
-            await store.close()
+        async with contextlib.AsyncExitStack() as stack:
+            store = build_store(settings, database_url)
+            stack.push_async_callback(store.close)
+            pool = await create_pool(database_url, settings.database_schema, size=settings.read_pool_size)
+            stack.push_async_callback(pool.close)
+            async with pool.acquire() as conn:
+                applied = await apply_migrations(conn)
+            if applied:
+                log.info("applied migrations %s", ", ".join(applied))
+            mapper = store.app.mapper
+            assert isinstance(mapper, MsgspecMapper)
+            reader = LogReader(mapper)
+            bus = build_bus(settings)
+            stack.push_async_callback(bus.close)
+            platform = Platform(
+                settings=settings, database_url=database_url, store=store, pool=pool, reader=reader, bus=bus
+            )
+            platform.projectors = {
+                name: Projector(projection, pool, reader, batch_size=settings.projector_batch)
+                for name, projection in PROJECTIONS.items()
+            }
+            await bus.start(
+                [Binding.for_projection(p.name, p.projection.context) for p in platform.projectors.values()]
+            )
+            yield platform
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+@asynccontextmanager
+async def running_workers(
+    platform: Platform, *, relay: bool = True, projections: Sequence[str] | None = None
+) -> AsyncIterator[asyncio.Event]:
+    """Runs the relay and projectors as tasks for the duration of the block; yields their stop signal."""
+    stop = asyncio.Event()
+    settings = platform.settings
+    tasks: list[asyncio.Task[None]] = []
+    if relay:
+        tasks.append(asyncio.create_task(platform.relay().run_forever(stop), name="relay"))
+    for name in projections if projections is not None else list(platform.projectors):
+        projector = platform.projectors[name]
+        tasks.append(
+            asyncio.create_task(
+                run_projector(
+                    projector,
+                    platform.bus,
+                    stop,
+                    prefetch=settings.projector_prefetch,
+                    max_failures=settings.projector_max_failures,
+                ),
+                name=f"projector {name}",
+            )
+        )
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)

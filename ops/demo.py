@@ -23,6 +23,7 @@ from domain.validation.validation import Validation
 from domain.workflows.definition import Compensation, RetryPolicy, StepDefinition, WorkflowDefinition
 from domain.workflows.instance import WorkflowInstance
 from ops.bootstrap import Platform
+from projections import tasks, token_usage, validation_results, workflow_instances
 
 TENANT = "demo"
 ACTOR = "demo-user"
@@ -54,7 +55,7 @@ DEFINITION = WorkflowDefinition(
 )
 
 
-async def run_demo(platform: Platform, console: Console) -> UUID:
+async def run_demo(platform: Platform, console: Console) -> tuple[UUID, int]:
     """Registers the demo's agents, rule set and template, runs one instance, prints every stream."""
     store = platform.store
 
@@ -114,7 +115,7 @@ async def run_demo(platform: Platform, console: Console) -> UUID:
             )
             if stream is not None:
                 streams.append(stream)
-            await workflows.complete_step(
+            done = await workflows.complete_step(
                 store, ctx(), workflows.CompleteStep(instance_id=started.id, step_id=step_id, output=output)
             )
             console.print(f"  step [cyan]{step_id}[/cyan] ({step.kind}) completed: {output}")
@@ -122,7 +123,36 @@ async def run_demo(platform: Platform, console: Console) -> UUID:
     console.print(f"[bold]instance {instance.status}[/bold] at version {instance.version}\n")
     for title, stream_id in streams:
         print_stream(console, store, title, stream_id)
-    return started.id
+    return started.id, done.position
+
+
+async def print_read_models(platform: Platform, console: Console, instance_id: UUID) -> None:
+    """What the projections made of it: the query side's view of the same run."""
+    async with platform.pool.acquire() as conn:
+        instance = await workflow_instances.get_workflow_instance(conn, TENANT, instance_id)
+        steps = await tasks.list_tasks(conn, TENANT, instance_id)
+        usage = await token_usage.list_token_usage(conn, TENANT)
+        checks = await validation_results.list_validations(conn, TENANT)
+        audited = await conn.fetchval("SELECT count(*) FROM audit_events WHERE correlation_id = $1", instance_id)
+    assert instance is not None
+    table = Table(title="read models (query side)", title_justify="left")
+    table.add_column("read model")
+    table.add_column("row", overflow="fold")
+    table.add_row(
+        "workflow_instances", f"{instance['template_name']} v{instance['template_version']}: {instance['status']}"
+    )
+    for step in steps:
+        table.add_row("tasks", f"{step['step_id']}: {step['status']} after {step['attempts']} attempt(s)")
+    for row in usage:
+        table.add_row(
+            "token_usage",
+            f"{row['day']} {row['model']}: {row['runs']} runs, {row['tokens_in']} in, "
+            f"{row['tokens_out']} out, ${row['cost']:.6f}",
+        )
+    for row in checks[-1:]:
+        table.add_row("validation_results", f"score {row['score']:.2f}, passed={row['passed']}")
+    table.add_row("audit_events", f"{audited} events of this instance's conversation, hash-chained")
+    console.print(table)
 
 
 async def execute_step(

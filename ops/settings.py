@@ -19,13 +19,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     # PostgreSQL for the event store and the read models; unset means an embedded server in `data_dir`.
     database_url: str | None = None
+    # Schema that holds the event store, the read models and the audit trail.
+    database_schema: str = "public"
     data_dir: str = ".aiwp"
+    # RabbitMQ; unset means the in-process bus (one process runs the relay and every projector).
+    amqp_url: str | None = None
     # Base64 AES key (16, 24 or 32 bytes) that encrypts stored event payloads; unset stores them in clear.
     cipher_key: str | None = None
     snapshot_interval: Annotated[int, msgspec.Meta(ge=0)] = 100
     group_commit_max_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 64
     group_commit_max_wait_ms: Annotated[float, msgspec.Meta(ge=0, le=1_000)] = 0.0
     db_pool_size: Annotated[int, msgspec.Meta(ge=2, le=200)] = 16
+    read_pool_size: Annotated[int, msgspec.Meta(ge=1, le=200)] = 10
+    relay_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    relay_window: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
+    projector_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    projector_prefetch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
+    projector_max_failures: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from uuid import uuid4
 
@@ -14,6 +15,7 @@ from adapters.event_store.application import StoreApplication, memory_env, postg
 from adapters.event_store.store import EventSourcedStore
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_TEST_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 def test_database_url() -> str:
@@ -27,11 +29,29 @@ def database_url() -> str:
     try:
         psycopg.connect(url, connect_timeout=3).close()
     except psycopg.OperationalError as error:
-        message = f"PostgreSQL at {url} is unreachable: {error}".strip()
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unreachable(f"PostgreSQL at {url} is unreachable: {error}".strip())
     return url
+
+
+def unreachable(message: str) -> None:
+    """Under CI=true a missing service fails the run; elsewhere the test is skipped, saying why."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def amqp_url() -> Iterator[str]:
+    """A RabbitMQ virtual host of the test's own on the machine's broker, deleted afterwards."""
+    base = os.environ.get("AIWP_TEST_AMQP_URL", DEFAULT_TEST_AMQP_URL)
+    vhost = f"aiwp-test-{uuid4().hex[:12]}"
+    try:
+        for args in (["add_vhost", vhost], ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]):
+            subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+        unreachable(f"RabbitMQ (rabbitmqctl) is not usable here: {error}")
+    yield base.rstrip("/") + "/" + vhost
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False, capture_output=True, timeout=60)
 
 
 @pytest.fixture

@@ -33,6 +33,10 @@ def test_the_demo_runs_a_workflow_on_embedded_postgres_and_stops_it(tmp_path: Pa
         "WorkflowCompleted",
     ):
         assert event in out
+    assert "in-process bus" in out
+    assert "read models (query side)" in out
+    assert "support-triage v1: completed" in out
+    assert "hash-chained" in out
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists(), "the embedded server was left running"
 
 

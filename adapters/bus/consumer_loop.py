@@ -1,0 +1,56 @@
+"""The batch, retry and dead-letter logic every consumer shares, whatever the broker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from adapters.bus.port import BatchHandler, PoisonHandler
+from domain.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Delivery:
+    envelope: Envelope
+    ack: Callable[[], Awaitable[None]]
+    dead_letter: Callable[[], Awaitable[None]]
+
+
+class StopConsuming(Exception):
+    """Raised by a handler that must not take more messages (a stalled projector)."""
+
+
+async def deliver(batch: list[Delivery], handler: BatchHandler, *, max_failures: int, on_poison: PoisonHandler) -> bool:
+    """Hands a batch over; on failure retries message by message. False: stop consuming."""
+    try:
+        await handler([d.envelope for d in batch])
+    except StopConsuming:
+        return False
+    except Exception:
+        log.warning("batch of %d failed; retrying one by one", len(batch), exc_info=True)
+    else:
+        for delivery in batch:
+            await delivery.ack()
+        return True
+    for delivery in batch:
+        error: BaseException | None = None
+        for _ in range(max_failures):
+            try:
+                await handler([delivery.envelope])
+            except StopConsuming:
+                return False
+            except Exception as failure:
+                error = failure
+            else:
+                error = None
+                break
+        if error is not None:
+            log.error("message at position %s failed %d times: dead-lettered", delivery.envelope.position, max_failures)
+            await delivery.dead_letter()
+            await on_poison(delivery.envelope, error)
+            return False
+        await delivery.ack()
+    return True

@@ -1,0 +1,77 @@
+"""The in-process bus of embedded mode: same interface and delivery rules as RabbitMQ, in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+
+from adapters.bus.consumer_loop import Delivery, deliver
+from adapters.bus.port import SYSTEM_EXCHANGE, BatchHandler, Binding, PoisonHandler
+from domain.catalog import exchange_of
+from domain.envelope import Envelope
+
+
+class InProcessConsumer:
+    def __init__(self, task: asyncio.Task[None]) -> None:
+        self._task = task
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def stopped(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self._task)
+
+
+class InProcessBus:
+    """Each bound queue is an asyncio queue; a dead-lettered message lands in `dead_letters[queue]`."""
+
+    def __init__(self) -> None:
+        self._queues: dict[Binding, asyncio.Queue[Envelope]] = {}
+        self.dead_letters: dict[str, list[Envelope]] = {}
+
+    async def start(self, bindings: Sequence[Binding]) -> None:
+        for binding in bindings:
+            self._queues.setdefault(binding, asyncio.Queue())
+            self.dead_letters.setdefault(binding.queue, [])
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        for envelope in envelopes:
+            exchange = exchange_of(envelope.context)
+            for binding, queue in self._queues.items():
+                if binding.exchange in (exchange, SYSTEM_EXCHANGE):
+                    queue.put_nowait(envelope)
+
+    async def consume(
+        self, binding: Binding, handler: BatchHandler, *, prefetch: int, max_failures: int, on_poison: PoisonHandler
+    ) -> InProcessConsumer:
+        await self.start([binding])
+        queue = self._queues[binding]
+        dead = self.dead_letters[binding.queue]
+
+        async def ack() -> None:
+            return None
+
+        async def run() -> None:
+            while True:
+                batch = [await queue.get()]
+                while len(batch) < prefetch and not queue.empty():
+                    batch.append(queue.get_nowait())
+                deliveries = [Delivery(e, ack, _dead_letter(dead, e)) for e in batch]
+                if not await deliver(deliveries, handler, max_failures=max_failures, on_poison=on_poison):
+                    return
+
+        return InProcessConsumer(asyncio.create_task(run(), name=f"consume {binding.queue}"))
+
+    async def close(self) -> None:
+        self._queues.clear()
+
+
+def _dead_letter(dead: list[Envelope], envelope: Envelope) -> Callable[[], Awaitable[None]]:
+    async def move() -> None:
+        dead.append(envelope)
+
+    return move

@@ -1,0 +1,75 @@
+"""Reads the store's notification log with asyncpg: batches of (position, event), in position order.
+
+Commits happen in position order (the insert takes the table lock), so the committed positions are
+always a prefix of the log, with gaps only where an insert rolled back. One statement reads a batch
+and the log's head in the same snapshot, so a reader that got fewer rows than it asked for knows it
+has seen everything up to that head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+from adapters.event_store.mapper import MsgspecMapper
+from projections.projection import Connection, Recorded
+
+
+class LogBatch(NamedTuple):
+    events: list[Recorded]
+    head: int  # the highest position committed when the batch was read
+
+    def caught_up(self, limit: int) -> bool:
+        return len(self.events) < limit
+
+
+class LogReader:
+    """Decodes with the writer's mapper (same cipher), so the read side sees what the write side stored."""
+
+    def __init__(self, mapper: MsgspecMapper, table: str = "aiwp_events") -> None:
+        self._mapper = mapper
+        self._table = table
+
+    async def read(self, conn: Connection, after: int, limit: int, topics: Sequence[str] | None = None) -> LogBatch:
+        rows = await conn.fetch(
+            f"WITH head AS (SELECT coalesce(max(notification_id), 0) AS position FROM {self._table})"  # noqa: S608
+            f" SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state, head.position AS head"
+            f" FROM head LEFT JOIN {self._table} e ON e.notification_id > $1 AND e.notification_id <= head.position"
+            " AND ($3::text[] IS NULL OR e.topic = ANY($3)) ORDER BY e.notification_id LIMIT $2",
+            after,
+            limit,
+            list(topics) if topics is not None else None,
+        )
+        head = int(rows[0]["head"]) if rows else after
+        events = [
+            Recorded(row["notification_id"], self.decode(row)) for row in rows if row["notification_id"] is not None
+        ]
+        return LogBatch(events, max(head, after))
+
+    async def has_events_between(self, conn: Connection, after: int, until: int, topics: Sequence[str] | None) -> bool:
+        """Whether any event of those topics lies in (after, until]."""
+        found = await conn.fetchval(
+            f"SELECT 1 FROM {self._table} WHERE notification_id > $1 AND notification_id <= $2"  # noqa: S608
+            " AND ($3::text[] IS NULL OR topic = ANY($3)) LIMIT 1",
+            after,
+            until,
+            list(topics) if topics is not None else None,
+        )
+        return found is not None
+
+    async def count_after(self, conn: Connection, after: int, topics: Sequence[str] | None) -> int:
+        """How many events of those topics lie beyond `after`."""
+        value = await conn.fetchval(
+            f"SELECT count(*) FROM {self._table} WHERE notification_id > $1"  # noqa: S608
+            " AND ($2::text[] IS NULL OR topic = ANY($2))",
+            after,
+            list(topics) if topics is not None else None,
+        )
+        return int(value)
+
+    async def head(self, conn: Connection) -> int:
+        value = await conn.fetchval(f"SELECT coalesce(max(notification_id), 0) FROM {self._table}")  # noqa: S608
+        return int(value)
+
+    def decode(self, row: Any) -> Any:
+        return self._mapper.decode(row["topic"], row["state"], row["originator_id"], row["originator_version"])

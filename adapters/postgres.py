@@ -1,0 +1,41 @@
+"""asyncpg pools for the read side: one schema on the search path, JSON columns as Python values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import msgspec
+
+_encoder = msgspec.json.Encoder(decimal_format="string")
+
+
+async def _setup(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(
+            kind,
+            encoder=lambda value: _encoder.encode(value).decode(),
+            decoder=msgspec.json.decode,
+            schema="pg_catalog",
+        )
+
+
+async def create_pool(database_url: str, schema: str, *, size: int = 10, **options: Any) -> asyncpg.Pool:
+    """A pool whose connections see `schema` first."""
+    pool = await asyncpg.create_pool(
+        database_url,
+        min_size=1,
+        max_size=size,
+        server_settings={"search_path": f'"{schema}", public'},
+        init=_setup,
+        **options,
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(database_url: str, schema: str) -> asyncpg.Connection:
+    """One connection with the same settings as the pools (for listeners and locks)."""
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": f'"{schema}", public'})
+    await _setup(conn)
+    return conn

@@ -1,0 +1,140 @@
+"""The relay: publishes the event store's log to the bus, in position order, at least once.
+
+One relay is active per database (a PostgreSQL advisory lock held on its own connection); others
+wait and take over when its connection dies. It reads after its last confirmed position, publishes
+a batch with publisher confirms, and records the new position only after every message of the
+batch is confirmed. It sleeps on the store's NOTIFY (with a periodic poll as a backstop) instead of
+polling in a tight loop. Any failure — broker or database — ends the run; `run_forever` starts it
+again from the recorded position, so nothing is lost or reordered (a consumer skips what it has).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from adapters.bus.port import EventBus
+from adapters.event_store.log_reader import LogReader
+from domain.catalog import aggregate_of, context_of
+from domain.codec import encode_event, topic_of
+from domain.envelope import Envelope, event_id_of
+from projections.projection import Recorded
+
+log = logging.getLogger(__name__)
+LOCK_KEY = 0x61697770_72656C79  # "aiwprely"
+POLL_SECONDS = 1.0
+
+
+def envelope_of(recorded: Recorded, previous: int, context_previous: int) -> Envelope:
+    position, event = recorded
+    cls = type(event)
+    metadata = event.metadata
+    return Envelope(
+        event_id=event_id_of(event.originator_id, event.originator_version),
+        position=position,
+        previous_position=previous,
+        context_previous_position=context_previous,
+        stream_id=event.originator_id,
+        stream_version=event.originator_version,
+        aggregate=aggregate_of(cls).__name__,
+        type=cls.__name__,
+        topic=topic_of(cls),
+        context=context_of(cls),
+        schema_version=getattr(cls, "class_version", 1),
+        occurred_at=event.timestamp,
+        tenant_id=metadata.tenant_id,
+        actor=metadata.actor,
+        correlation_id=metadata.correlation_id,
+        causation_id=metadata.causation_id,
+        traceparent=metadata.traceparent,
+        data=msgspec.Raw(encode_event(event)),
+    )
+
+
+class Relay:
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        reader: LogReader,
+        bus: EventBus,
+        *,
+        name: str = "relay",
+        batch_size: int = 500,
+        channel: str = "aiwp_events",
+    ) -> None:
+        self._connect = connect
+        self._reader = reader
+        self._bus = bus
+        self.name = name
+        self._batch_size = batch_size
+        self._channel = channel
+        self.active = asyncio.Event()
+        self.published = 0
+
+    async def run_forever(self, stop: asyncio.Event, *, backoff: float = 1.0) -> None:
+        """Runs until `stop` is set, restarting after any failure."""
+        while not stop.is_set():
+            try:
+                await self.run(stop)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RuntimeError) as error:
+                log.warning("relay stopped: %s; restarting in %.1fs", error, backoff)
+            except Exception:
+                log.exception("relay failed; restarting in %.1fs", backoff)
+            self.active.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        conn: asyncpg.Connection = await self._connect()
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), POLL_SECONDS)
+                if stop.is_set():
+                    return
+            self.active.set()
+            notified = asyncio.Event()
+            await conn.add_listener(self._channel, lambda *_: notified.set())
+            position, previous = await self._load(conn)
+            while not stop.is_set():
+                notified.clear()
+                batch = await self._reader.read(conn, position, self._batch_size)
+                if batch.events:
+                    envelopes = []
+                    for recorded in batch.events:
+                        context = context_of(type(recorded.event))
+                        envelopes.append(envelope_of(recorded, position, previous.get(context, 0)))
+                        previous[context] = position = recorded.position
+                    await self._bus.publish(envelopes)
+                    await self._save(conn, position, previous)
+                    self.published += len(envelopes)
+                if batch.caught_up(self._batch_size):
+                    waiters = {asyncio.ensure_future(notified.wait()), asyncio.ensure_future(stop.wait())}
+                    _, _pending = await asyncio.wait(waiters, timeout=POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+                    for waiter in waiters:
+                        waiter.cancel()
+        finally:
+            self.active.clear()
+            await conn.close()
+
+    async def _load(self, conn: asyncpg.Connection) -> tuple[int, dict[str, int]]:
+        row = await conn.fetchrow("SELECT position, previous FROM relay_positions WHERE name = $1", self.name)
+        if row is None:
+            return 0, {}
+        return int(row["position"]), {key: int(value) for key, value in row["previous"].items()}
+
+    async def _save(self, conn: asyncpg.Connection, position: int, previous: dict[str, int]) -> None:
+        await conn.execute(
+            "INSERT INTO relay_positions (name, position, previous) VALUES ($1, $2, $3)"
+            " ON CONFLICT (name) DO UPDATE SET position = excluded.position, previous = excluded.previous,"
+            " updated_at = now()",
+            self.name,
+            position,
+            previous,
+        )

@@ -1,0 +1,46 @@
+"""The one message shape on the wire: every publisher and consumer of events uses it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
+
+
+class Envelope(msgspec.Struct, frozen=True, kw_only=True):
+    """An event as published: where it stands in the log, who caused it, and its data as JSON.
+
+    `previous_position` is the position of the event the relay published just before this one, and
+    `context_previous_position` the same within this event's context exchange (0 for none). A
+    consumer that has applied less than that knows it missed something and catches up from the
+    event store before applying this one.
+    """
+
+    event_id: UUID
+    position: int
+    previous_position: int
+    context_previous_position: int
+    stream_id: UUID
+    stream_version: int
+    aggregate: str
+    type: str
+    topic: str
+    context: str
+    schema_version: int
+    occurred_at: datetime
+    tenant_id: str
+    actor: str
+    correlation_id: UUID
+    causation_id: UUID
+    traceparent: str
+    data: msgspec.Raw
+
+
+EVENT_ID_NAMESPACE = UUID("0c9e7d2a-4c55-4c1b-9a0e-3f6d1b2a7e10")
+
+
+def event_id_of(stream_id: UUID, stream_version: int) -> UUID:
+    """A stable id per stored event, so a republished event keeps its AMQP message id."""
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{stream_id}/{stream_version}")

@@ -1,0 +1,79 @@
+"""The `validation_results` read model: each validation's verdict, score, feedback and per-rule results."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from domain.validation.validation import ValidationCompleted, ValidationRequested
+from projections.projection import Connection, Projection, Write, as_dicts
+
+
+def requested(position: int, e: ValidationRequested) -> list[Write]:
+    return [
+        Write(
+            "INSERT INTO validation_results (validation_id, tenant_id, ruleset_id, ruleset_version, subject_type,"
+            " subject_id, status, requested_at, version, position)"
+            " VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8, $9) ON CONFLICT (validation_id) DO NOTHING",
+            (
+                e.originator_id,
+                e.metadata.tenant_id,
+                e.ruleset_id,
+                e.ruleset_version,
+                e.subject_type,
+                e.subject_id,
+                e.timestamp,
+                e.originator_version,
+                position,
+            ),
+        )
+    ]
+
+
+def completed(position: int, e: ValidationCompleted) -> list[Write]:
+    return [
+        Write(
+            "UPDATE validation_results SET status = 'completed', score = $2, passed = $3, feedback = $4,"
+            " results = $5, completed_at = $6, version = $7, position = $8 WHERE validation_id = $1",
+            (
+                e.originator_id,
+                e.score,
+                e.passed,
+                e.feedback,
+                msgspec.to_builtins(e.results),
+                e.timestamp,
+                e.originator_version,
+                position,
+            ),
+        )
+    ]
+
+
+projection = Projection(
+    name="validation_results",
+    context="validation",
+    tables=("validation_results",),
+    handlers={ValidationRequested: requested, ValidationCompleted: completed},
+)
+
+
+async def get_validation(conn: Connection, tenant_id: str, validation_id: UUID) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM validation_results WHERE tenant_id = $1 AND validation_id = $2", tenant_id, validation_id
+    )
+    return dict(row) if row else None
+
+
+async def list_validations(
+    conn: Connection, tenant_id: str, *, passed: bool | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT * FROM validation_results WHERE tenant_id = $1 AND ($2::boolean IS NULL OR passed = $2)"
+        " ORDER BY requested_at, validation_id LIMIT $3",
+        tenant_id,
+        passed,
+        limit,
+    )
+    return as_dicts(rows)
