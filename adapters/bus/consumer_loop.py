@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+import asyncpg
 
 from adapters.bus.port import BatchHandler, PoisonHandler
 from domain.envelope import Envelope
@@ -23,10 +26,40 @@ class StopConsuming(Exception):
     """Raised by a handler that must not take more messages (a stalled projector)."""
 
 
+def is_transient(error: BaseException) -> bool:
+    """Failures of the infrastructure, not of the message: wait and retry, never dead-letter for them."""
+    return isinstance(
+        error,
+        OSError
+        | TimeoutError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.ConnectionDoesNotExistError
+        | asyncpg.exceptions.CannotConnectNowError
+        | asyncpg.exceptions.AdminShutdownError
+        | asyncpg.exceptions.TooManyConnectionsError
+        | asyncpg.exceptions.SerializationError
+        | asyncpg.exceptions.DeadlockDetectedError,
+    )
+
+
+async def _call(handler: BatchHandler, envelopes: list[Envelope], *, backoff: float = 0.5) -> None:
+    """Calls the handler, waiting out infrastructure failures (the message is not to blame)."""
+    while True:
+        try:
+            await handler(envelopes)
+            return
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            log.warning("infrastructure failure (%s); retrying in %.1fs", error, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+
 async def deliver(batch: list[Delivery], handler: BatchHandler, *, max_failures: int, on_poison: PoisonHandler) -> bool:
     """Hands a batch over; on failure retries message by message. False: stop consuming."""
     try:
-        await handler([d.envelope for d in batch])
+        await _call(handler, [d.envelope for d in batch])
     except StopConsuming:
         return False
     except Exception:
@@ -39,7 +72,7 @@ async def deliver(batch: list[Delivery], handler: BatchHandler, *, max_failures:
         error: BaseException | None = None
         for _ in range(max_failures):
             try:
-                await handler([delivery.envelope])
+                await _call(handler, [delivery.envelope])
             except StopConsuming:
                 return False
             except Exception as failure:

@@ -138,11 +138,19 @@ class RabbitBus:
 
 
 def _delivery(message: AbstractIncomingMessage) -> Delivery:
+    # After a reconnect, a message of the old channel cannot be settled: the broker redelivers it, and
+    # the projector skips it (its position is applied). So a failed settle is logged, not raised.
     async def ack() -> None:
-        await message.ack()
+        try:
+            await message.ack()
+        except (aio_pika.exceptions.AMQPError, RuntimeError) as error:
+            log.info("ack of %s failed (%s); it will be redelivered and skipped", message.message_id, error)
 
     async def dead_letter() -> None:
-        await message.reject(requeue=False)
+        try:
+            await message.reject(requeue=False)
+        except (aio_pika.exceptions.AMQPError, RuntimeError) as error:
+            log.warning("dead-lettering %s failed (%s); it will be redelivered", message.message_id, error)
 
     return Delivery(_decoder.decode(message.body), ack, dead_letter)
 
