@@ -35,6 +35,7 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.append
+	$(BIN)/python -m tests.bench.pipeline
 
 clean:
 	rm -rf $(VENV) .aiwp .mypy_cache .ruff_cache .hypothesis

@@ -1,13 +1,17 @@
 """What a projection is: the events it handles, the rows each one writes, the tables it owns.
 
 A handler is a pure function of (position, event) that returns writes — SQL with arguments. The
-runtime applies the writes of a batch in one transaction together with the projection's position,
-grouping consecutive writes of the same statement into one `executemany`.
+runtime applies the writes of a batch in one transaction together with the projection's position.
+
+The writes of one stream keep their order; writes of different streams may be reordered, so they
+must commute (touch different rows, or add to shared totals). That lets a batch go out in "waves":
+wave n holds the n-th write of each stream, and each wave sends one `executemany` per statement —
+a few round trips per batch instead of one per event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -55,24 +59,30 @@ class Projection:
 
     async def apply(self, conn: Connection, batch: Sequence[Recorded]) -> None:
         """Writes the rows of a batch of events (inside the caller's transaction)."""
-        sql: str | None = None
-        rows: list[tuple[Any, ...]] = []
-        for position, event in batch:
-            for write in self.writes(position, event):
-                if write.sql != sql:
-                    await flush(conn, sql, rows)
-                    sql, rows = write.sql, []
-                rows.append(write.args)
-        await flush(conn, sql, rows)
+        keyed = ((event.originator_id, self.writes(position, event)) for position, event in batch)
+        for wave in waves(keyed):
+            for sql, rows in wave.items():
+                if len(rows) == 1:
+                    await conn.execute(sql, *rows[0])
+                else:
+                    await conn.executemany(sql, rows)
 
 
-async def flush(conn: Connection, sql: str | None, rows: list[tuple[Any, ...]]) -> None:
-    if sql is None or not rows:
-        return
-    if len(rows) == 1:
-        await conn.execute(sql, *rows[0])
-    else:
-        await conn.executemany(sql, rows)
+Wave = dict[str, list[tuple[Any, ...]]]
+
+
+def waves(writes_by_stream: Iterable[tuple[Hashable, list[Write]]]) -> list[Wave]:
+    """The n-th write of each stream goes in wave n; within a wave, writes are grouped by statement."""
+    made: list[Wave] = []
+    next_wave: dict[Hashable, int] = {}
+    for stream, writes in writes_by_stream:
+        for write in writes:
+            index = next_wave.get(stream, 0)
+            next_wave[stream] = index + 1
+            if index == len(made):
+                made.append({})
+            made[index].setdefault(write.sql, []).append(write.args)
+    return made
 
 
 def as_dicts(records: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:

@@ -98,3 +98,20 @@ async def test_the_audit_trail_is_a_verifiable_hash_chain_of_every_event(platfor
     record = msgspec.json.decode(bytes(rows[0]["canonical"]))
     event = decode_event(record["topic"], msgspec.json.encode(record["data"]))
     assert event.originator_version == record["stream_version"]
+
+
+async def test_writes_sent_in_waves_give_the_rows_that_one_by_one_writes_give(platform: Platform) -> None:
+    await run_workload(platform, 12, seed=4)
+    names = [n for n in platform.projectors if n != "audit_events"]
+    for name in names:
+        await platform.projectors[name].catch_up()
+    in_waves = await checksums(platform, names)
+    async with platform.pool.acquire() as conn:
+        batch = await platform.reader.read(conn, 0, 1_000_000)
+        for name in names:
+            projection = platform.projectors[name].projection
+            await conn.execute(f"TRUNCATE {', '.join(projection.tables)}")
+            for position, event in batch.events:
+                for write in projection.writes(position, event):
+                    await conn.execute(write.sql, *write.args)
+    assert await checksums(platform, names) == in_waves
