@@ -88,6 +88,22 @@ def run_until_signalled(work: Callable[[Platform, asyncio.Event], Awaitable[None
 
 
 @app.command()
+def serve() -> None:
+    """Run the platform in one process: the relay and every projector (embedded defaults apply).
+
+    Example: aiwp serve
+    """
+
+    async def work(platform: Platform, stop: asyncio.Event) -> None:
+        async with running_workers(platform):
+            bus = "RabbitMQ" if platform.settings.amqp_url else "the in-process bus"
+            console.print(f"aiwp serving: relay and {len(platform.projectors)} projectors on {bus}; Ctrl-C stops")
+            await stop.wait()
+
+    run_until_signalled(work)
+
+
+@app.command()
 def migrate() -> None:
     """Apply the database migrations that are missing (start-up does it too).
 
