@@ -36,9 +36,10 @@ class GroupCommitter(Generic[T]):
         *,
         max_batch: int = 64,
         max_wait: float = 0.0,
+        in_flight: int = 1,
     ) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+        if max_batch < 1 or in_flight < 1:
+            raise ValueError("max_batch and in_flight must be at least 1")
         self._write = write
         self._executor = executor
         self._max_batch = max_batch
@@ -46,6 +47,10 @@ class GroupCommitter(Generic[T]):
         self._pending: list[Pending[T]] = []
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        # Commits in flight at once: the database serialises the inserts, but one batch's round trip and
+        # encoding overlap another's commit.
+        self._slots = asyncio.Semaphore(in_flight)
+        self._writing: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: T) -> int:
         """Waits until the item is committed; returns its position or raises its error."""
@@ -57,6 +62,8 @@ class GroupCommitter(Generic[T]):
         return await future
 
     async def close(self) -> None:
+        if self._writing:
+            await asyncio.gather(*self._writing, return_exceptions=True)
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -67,23 +74,34 @@ class GroupCommitter(Generic[T]):
         self._pending.clear()
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._pending:
+                await self._slots.acquire()
                 if self._max_wait and len(self._pending) < self._max_batch:
                     await asyncio.sleep(self._max_wait)
+                if not self._pending:
+                    self._slots.release()
+                    break
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-                try:
-                    results = await loop.run_in_executor(self._executor, self._write, [p.item for p in batch])
-                except Exception as error:  # the whole transaction failed: every save in it failed
-                    results = [error] * len(batch)
-                for pending, result in zip(batch, results, strict=True):
-                    if pending.future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        pending.future.set_exception(result)
-                    else:
-                        pending.future.set_result(result)
+                task = asyncio.create_task(self._commit(batch))
+                self._writing.add(task)
+                task.add_done_callback(self._writing.discard)
+
+    async def _commit(self, batch: list[Pending[T]]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self._executor, self._write, [p.item for p in batch])
+        except Exception as error:  # the whole transaction failed: every save in it failed
+            results = [error] * len(batch)
+        finally:
+            self._slots.release()
+        for pending, result in zip(batch, results, strict=True):
+            if pending.future.done():
+                continue
+            if isinstance(result, BaseException):
+                pending.future.set_exception(result)
+            else:
+                pending.future.set_result(result)

@@ -39,13 +39,14 @@ class EventSourcedStore:
         max_batch: int = 64,
         max_wait: float = 0.0,
         read_threads: int = 12,
+        commits_in_flight: int = 2,
     ) -> None:
         self.app = app
         self._snapshot_interval = snapshot_interval
         self._readers = ThreadPoolExecutor(read_threads, thread_name_prefix="store-read")
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="store-write")
+        self._writer = ThreadPoolExecutor(commits_in_flight, thread_name_prefix="store-write")
         self._committer: GroupCommitter[Change] = GroupCommitter(
-            self._write, self._writer, max_batch=max_batch, max_wait=max_wait
+            self._write, self._writer, max_batch=max_batch, max_wait=max_wait, in_flight=commits_in_flight
         )
 
     async def get(self, kind: type[A], aggregate_id: UUID, *, version: int | None = None) -> A:
