@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 from uuid import UUID
+
+import msgspec
 
 from domain.aggregate import Aggregate
 from domain.events import DomainEvent
@@ -25,4 +27,31 @@ class EventStore(Protocol):
 
     async def position_of(self, aggregate_id: UUID, version: int) -> int:
         """The global position of one stored event; raises `AggregateNotFound`."""
+        ...
+
+
+class Replay(msgspec.Struct, frozen=True, kw_only=True):
+    """The first answer to a request, kept under its idempotency key."""
+
+    status_code: int
+    body: bytes
+    headers: dict[str, str]
+
+
+Claim = Literal["claimed", "in_progress", "mismatch"] | Replay
+
+
+class IdempotencyStore(Protocol):
+    """Remembers, per tenant and key, the request a key was first used with and the answer it got."""
+
+    async def claim(self, tenant_id: str, key: str, request_hash: bytes) -> Claim:
+        """`claimed` for a new key; the stored answer for a finished one; `in_progress` or `mismatch`."""
+        ...
+
+    async def complete(self, tenant_id: str, key: str, answer: Replay) -> None:
+        """Stores the answer of a claimed key."""
+        ...
+
+    async def release(self, tenant_id: str, key: str) -> None:
+        """Forgets a claim whose request failed, so that a retry runs again."""
         ...

@@ -67,6 +67,12 @@ class RecordCompensation(msgspec.Struct, frozen=True, kw_only=True):
     step_id: str
 
 
+class SignalWorkflowInstance(msgspec.Struct, frozen=True, kw_only=True):
+    instance_id: UUID
+    name: str
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
 class CancelWorkflowInstance(msgspec.Struct, frozen=True, kw_only=True):
     instance_id: UUID
     reason: str = "cancelled by request"
@@ -162,6 +168,19 @@ async def record_compensation(store: EventStore, ctx: CommandContext, cmd: Recor
         cmd.instance_id,
         ctx,
         lambda instance: instance.record_compensation(ctx, cmd.step_id),
+    )
+
+
+async def signal_workflow_instance(
+    store: EventStore, ctx: CommandContext, cmd: SignalWorkflowInstance
+) -> CommandResult:
+    """Delivers a named signal (an approval, a decision) to a running instance."""
+    return await change(
+        store,
+        WorkflowInstance,
+        cmd.instance_id,
+        ctx,
+        lambda instance: instance.receive_signal(ctx, name=cmd.name, payload=cmd.payload),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from domain.access.api_key import ApiKey
 from domain.agents.agent import Agent
 from domain.agents.agent_run import AgentRun
 from domain.aggregate import Aggregate
@@ -17,7 +18,15 @@ from domain.validation.validation import Validation
 from domain.workflows.instance import WorkflowInstance
 from domain.workflows.template import WorkflowTemplate
 
-AGGREGATES: tuple[type[Aggregate], ...] = (Agent, AgentRun, WorkflowTemplate, WorkflowInstance, RuleSet, Validation)
+AGGREGATES: tuple[type[Aggregate], ...] = (
+    Agent,
+    AgentRun,
+    WorkflowTemplate,
+    WorkflowInstance,
+    RuleSet,
+    Validation,
+    ApiKey,
+)
 
 # The seed's exchange names: `<name>.events`; the routing key starts with the same word.
 EXCHANGE_PREFIX = {
@@ -26,6 +35,7 @@ EXCHANGE_PREFIX = {
     "validation": "validation",
     "notifications": "notification",
     "files": "file",
+    "access": "access",
 }
 
 

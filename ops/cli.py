@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Annotated
 
 import msgspec
 import typer
+import uvicorn
 from rich.console import Console
 from rich.table import Table
 
 from adapters.projector import ProjectionStatus
+from domain.access.roles import ROLES
 from ops.bootstrap import Platform, open_platform, running_workers
+from ops.http import ALL_PARTS, ConfigurationError, Part, build_app, build_edge, check_binding, local_issuer
 from ops.settings import Settings, SettingsError
 from projections.catalog import PROJECTIONS
 
@@ -87,20 +91,116 @@ def run_until_signalled(work: Callable[[Platform, asyncio.Event], Awaitable[None
     asyncio.run(go())
 
 
+Host = Annotated[str, typer.Option(help="Address to listen on.")]
+Port = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")]
+
+
+class Server(uvicorn.Server):
+    """uvicorn, minus its signal capture: we stop it ourselves, so that the platform shuts down in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def run_http(parts: Sequence[Part], host: str, port: int, *, workers: bool) -> None:
+    """Serves the chosen APIs (and, with `workers`, the relay and projectors) until SIGINT or SIGTERM."""
+    settings = load_settings()
+    try:
+        check_binding(settings, host)
+    except ConfigurationError as error:
+        typer.echo(f"aiwp: {error}", err=True)
+        raise typer.Exit(2) from None
+
+    async def go() -> None:
+        async with open_platform(settings) as platform:
+            edge = await build_edge(settings)
+            try:
+                server = Server(
+                    uvicorn.Config(build_app(platform, edge, parts), host=host, port=port, log_level="warning")
+                )
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+                if workers:
+                    async with running_workers(platform):
+                        announce(platform, parts, host, port, workers=True)
+                        await server.serve()
+                else:
+                    announce(platform, parts, host, port, workers=False)
+                    await server.serve()
+            finally:
+                await edge.close()
+
+    asyncio.run(go())
+
+
+def announce(platform: Platform, parts: Sequence[Part], host: str, port: int, *, workers: bool) -> None:
+    what = ", ".join(f"{part} API" for part in parts)
+    if workers:
+        bus = "RabbitMQ" if platform.settings.amqp_url else "the in-process bus"
+        what += f", the relay and {len(platform.projectors)} projectors on {bus}"
+    console.print(f"aiwp serving {what} at http://{host}:{port} (OpenAPI at /schema); Ctrl-C stops", soft_wrap=True)
+
+
 @app.command()
-def serve() -> None:
-    """Run the platform in one process: the relay and every projector (embedded defaults apply).
+def serve(host: Host = "127.0.0.1", port: Port = 8080) -> None:
+    """Run the whole platform in one process: the three APIs, the relay and every projector.
 
-    Example: aiwp serve
+    Example: aiwp serve --port 8080
     """
+    run_http(ALL_PARTS, host, port, workers=True)
 
-    async def work(platform: Platform, stop: asyncio.Event) -> None:
-        async with running_workers(platform):
-            bus = "RabbitMQ" if platform.settings.amqp_url else "the in-process bus"
-            console.print(f"aiwp serving: relay and {len(platform.projectors)} projectors on {bus}; Ctrl-C stops")
-            await stop.wait()
 
-    run_until_signalled(work)
+api = typer.Typer(help="Run one API on its own.", no_args_is_help=True)
+app.add_typer(api, name="api")
+
+
+@api.command("command")
+def api_command(host: Host = "127.0.0.1", port: Port = 8080) -> None:
+    """The command API (writes). Example: aiwp api command --port 8080"""
+    run_http(["command"], host, port, workers=False)
+
+
+@api.command("query")
+def api_query(host: Host = "127.0.0.1", port: Port = 8081) -> None:
+    """The query API (reads). Example: aiwp api query --port 8081"""
+    run_http(["query"], host, port, workers=False)
+
+
+@api.command("bff")
+def api_bff(host: Host = "127.0.0.1", port: Port = 8082) -> None:
+    """The BFF (dashboard and composed views). Example: aiwp api bff --port 8082"""
+    run_http(["bff", "query", "command"], host, port, workers=False)
+
+
+token = typer.Typer(help="Tokens of the embedded local issuer.", no_args_is_help=True)
+app.add_typer(token, name="token")
+
+
+@token.command("issue")
+def token_issue(
+    role: Annotated[list[str], typer.Option("--role", help="A role: admin, operator, viewer, auditor (repeatable).")],
+    tenant: Annotated[str, typer.Option(help="The tenant the token acts for.")] = "demo",
+    subject: Annotated[str, typer.Option(help="Who the token is for.")] = "local-user",
+    ttl: Annotated[int, typer.Option(min=60, max=86_400 * 30, help="Lifetime in seconds.")] = 3600,
+) -> None:
+    """Print a token signed by the local issuer (embedded mode, no AIWP_OIDC_ISSUER).
+
+    Example: aiwp token issue --role admin --tenant demo
+    """
+    settings = load_settings()
+    if settings.oidc_issuer:
+        typer.echo("aiwp: an OIDC issuer is configured; get tokens from it, not from the local issuer", err=True)
+        raise typer.Exit(2)
+    unknown = [r for r in role if r not in ROLES]
+    if unknown:
+        typer.echo(f"aiwp: unknown role {unknown[0]!r}; roles are {', '.join(ROLES)}", err=True)
+        raise typer.Exit(2)
+    issued = local_issuer(settings).issue(
+        subject=subject, tenant=tenant, roles=role, audience=settings.oidc_audience, ttl=ttl
+    )
+    typer.echo(issued)
 
 
 @app.command()

@@ -31,6 +31,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     group_commit_max_wait_ms: Annotated[float, msgspec.Meta(ge=0, le=1_000)] = 0.0
     db_pool_size: Annotated[int, msgspec.Meta(ge=2, le=200)] = 16
     read_pool_size: Annotated[int, msgspec.Meta(ge=1, le=200)] = 10
+    # OIDC issuer (e.g. https://keycloak.example/realms/aiwp); unset means the embedded local issuer.
+    oidc_issuer: str | None = None
+    oidc_audience: str = "aiwp"
+    oidc_jwks_url: str | None = None
+    oidc_tenant_claim: str = "tenant"
+    oidc_algorithms: str = "RS256,ES256"
+    # Least seconds between two JWKS fetches (an unknown kid triggers one).
+    oidc_jwks_refetch_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 10.0
+    # Redis for rate limits; unset means in-memory limits (one process).
+    redis_url: str | None = None
+    rate_limit_per_subject: Annotated[int, msgspec.Meta(ge=1)] = 1200
+    rate_limit_per_tenant: Annotated[int, msgspec.Meta(ge=1)] = 12000
+    rate_limit_window_seconds: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 60
     relay_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
     relay_window: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 200
     projector_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -75,8 +76,15 @@ async def get_agent(conn: Connection, tenant_id: str, agent_id: UUID) -> dict[st
     return dict(row) if row else None
 
 
-async def list_agents(conn: Connection, tenant_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
+async def list_agents(
+    conn: Connection, tenant_id: str, *, after: tuple[datetime, UUID] | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "SELECT * FROM agents WHERE tenant_id = $1 ORDER BY created_at, agent_id LIMIT $2", tenant_id, limit
+        "SELECT * FROM agents WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR (created_at, agent_id) > ($2, $3))"
+        " ORDER BY created_at, agent_id LIMIT $4",
+        tenant_id,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
     )
     return as_dicts(rows)

@@ -148,16 +148,18 @@ async def list_audit_events(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
+    after: int = 0,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT position, occurred_at, event_id, stream_id, stream_version, type, context, tenant_id, actor,"
         " correlation_id, causation_id, convert_from(canonical, 'UTF8')::jsonb -> 'data' AS data"
         " FROM audit_events WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR occurred_at >= $2)"
-        " AND ($3::timestamptz IS NULL OR occurred_at < $3) ORDER BY position LIMIT $4",
+        " AND ($3::timestamptz IS NULL OR occurred_at < $3) AND position > $4 ORDER BY position LIMIT $5",
         tenant_id,
         since,
         until,
+        after,
         limit,
     )
     return as_dicts(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -113,13 +114,29 @@ async def get_execution(conn: Connection, tenant_id: str, run_id: UUID) -> dict[
 
 
 async def list_executions(
-    conn: Connection, tenant_id: str, *, status: str | None = None, limit: int = 50
+    conn: Connection,
+    tenant_id: str,
+    *,
+    status: str | None = None,
+    agent_id: UUID | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: tuple[datetime, UUID] | None = None,
+    limit: int = 50,
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT * FROM executions WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)"
-        " ORDER BY requested_at, run_id LIMIT $3",
+        " AND ($3::uuid IS NULL OR agent_id = $3) AND ($4::timestamptz IS NULL OR requested_at >= $4)"
+        " AND ($5::timestamptz IS NULL OR requested_at < $5)"
+        " AND ($6::timestamptz IS NULL OR (requested_at, run_id) > ($6, $7))"
+        " ORDER BY requested_at, run_id LIMIT $8",
         tenant_id,
         status,
+        agent_id,
+        since,
+        until,
+        after[0] if after else None,
+        after[1] if after else None,
         limit,
     )
     return as_dicts(rows)

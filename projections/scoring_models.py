@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -64,8 +65,16 @@ async def get_scoring_model(conn: Connection, tenant_id: str, ruleset_id: UUID) 
     return dict(row) if row else None
 
 
-async def list_scoring_models(conn: Connection, tenant_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
+async def list_scoring_models(
+    conn: Connection, tenant_id: str, *, after: tuple[datetime, UUID] | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "SELECT * FROM scoring_models WHERE tenant_id = $1 ORDER BY name, ruleset_id LIMIT $2", tenant_id, limit
+        "SELECT * FROM scoring_models WHERE tenant_id = $1"
+        " AND ($2::timestamptz IS NULL OR (created_at, ruleset_id) > ($2, $3))"
+        " ORDER BY created_at, ruleset_id LIMIT $4",
+        tenant_id,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
     )
     return as_dicts(rows)

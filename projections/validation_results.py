@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -67,13 +68,26 @@ async def get_validation(conn: Connection, tenant_id: str, validation_id: UUID) 
 
 
 async def list_validations(
-    conn: Connection, tenant_id: str, *, passed: bool | None = None, limit: int = 50
+    conn: Connection,
+    tenant_id: str,
+    *,
+    passed: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: tuple[datetime, UUID] | None = None,
+    limit: int = 50,
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT * FROM validation_results WHERE tenant_id = $1 AND ($2::boolean IS NULL OR passed = $2)"
-        " ORDER BY requested_at, validation_id LIMIT $3",
+        " AND ($3::timestamptz IS NULL OR requested_at >= $3) AND ($4::timestamptz IS NULL OR requested_at < $4)"
+        " AND ($5::timestamptz IS NULL OR (requested_at, validation_id) > ($5, $6))"
+        " ORDER BY requested_at, validation_id LIMIT $7",
         tenant_id,
         passed,
+        since,
+        until,
+        after[0] if after else None,
+        after[1] if after else None,
         limit,
     )
     return as_dicts(rows)

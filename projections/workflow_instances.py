@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -74,13 +75,29 @@ async def get_workflow_instance(conn: Connection, tenant_id: str, instance_id: U
 
 
 async def list_workflow_instances(
-    conn: Connection, tenant_id: str, *, status: str | None = None, limit: int = 50
+    conn: Connection,
+    tenant_id: str,
+    *,
+    status: str | None = None,
+    template_id: UUID | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: tuple[datetime, UUID] | None = None,
+    limit: int = 50,
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT * FROM workflow_instances WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)"
-        " ORDER BY started_at, instance_id LIMIT $3",
+        " AND ($3::uuid IS NULL OR template_id = $3) AND ($4::timestamptz IS NULL OR started_at >= $4)"
+        " AND ($5::timestamptz IS NULL OR started_at < $5)"
+        " AND ($6::timestamptz IS NULL OR (started_at, instance_id) > ($6, $7))"
+        " ORDER BY started_at, instance_id LIMIT $8",
         tenant_id,
         status,
+        template_id,
+        since,
+        until,
+        after[0] if after else None,
+        after[1] if after else None,
         limit,
     )
     return as_dicts(rows)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -75,8 +76,16 @@ async def get_workflow_template(conn: Connection, tenant_id: str, template_id: U
     return dict(row) if row else None
 
 
-async def list_workflow_templates(conn: Connection, tenant_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
+async def list_workflow_templates(
+    conn: Connection, tenant_id: str, *, after: tuple[datetime, UUID] | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "SELECT * FROM workflows WHERE tenant_id = $1 ORDER BY name, template_id LIMIT $2", tenant_id, limit
+        "SELECT * FROM workflows WHERE tenant_id = $1"
+        " AND ($2::timestamptz IS NULL OR (created_at, template_id) > ($2, $3))"
+        " ORDER BY created_at, template_id LIMIT $4",
+        tenant_id,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
     )
     return as_dicts(rows)

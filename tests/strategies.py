@@ -15,6 +15,7 @@ from uuid import UUID
 
 from hypothesis import strategies as st
 
+from domain.access.api_key import ApiKey
 from domain.agents.agent import PROVIDERS, Agent
 from domain.agents.agent_run import AgentRun, ChatMessage
 from domain.aggregate import Aggregate, CommandContext, DomainError
@@ -239,6 +240,7 @@ def instance_histories(draw: st.DrawFn) -> History:
             "compensate",
             "compensate",
             "cancel",
+            "signal",
         ]
     )
     for op in draw(st.lists(ops, max_size=30)):
@@ -268,6 +270,8 @@ def instance_histories(draw: st.DrawFn) -> History:
         elif op == "compensate":
             while (target := instance.next_compensation()) is not None:
                 history.attempt(instance.record_compensation, clock.ctx("orchestrator"), target)
+        elif op == "signal":
+            history.attempt(instance.receive_signal, ctx, name=draw(st.sampled_from(["approve", "Bad!"])), payload={})
         else:
             history.attempt(instance.cancel, ctx, reason="user")
     return history
@@ -336,6 +340,22 @@ def validation_histories(draw: st.DrawFn) -> History:
     return history
 
 
+@st.composite
+def api_key_histories(draw: st.DrawFn) -> History:
+    clock = Clock()
+    key, first = ApiKey.issue(
+        clock.ctx(),
+        UUID(int=draw(st.integers(1, 2**64))),
+        name=draw(names),
+        roles=draw(st.lists(st.sampled_from(["admin", "operator", "viewer", "auditor"]), min_size=1, unique=True)),
+        secret_sha256="ab" * 32,
+    )
+    history = History(key, [first])
+    for _ in range(draw(st.integers(0, 2))):
+        history.attempt(key.revoke, clock.ctx(), reason=draw(texts))
+    return history
+
+
 HISTORIES: dict[type[Aggregate], st.SearchStrategy[History]] = {
     Agent: agent_histories(),
     AgentRun: agent_run_histories(),
@@ -343,5 +363,6 @@ HISTORIES: dict[type[Aggregate], st.SearchStrategy[History]] = {
     WorkflowInstance: instance_histories(),
     RuleSet: ruleset_histories(),
     Validation: validation_histories(),
+    ApiKey: api_key_histories(),
 }
 any_history = st.one_of(*HISTORIES.values())

@@ -66,6 +66,9 @@ class InProcessBus:
 
         return InProcessConsumer(asyncio.create_task(run(), name=f"consume {binding.queue}"))
 
+    async def healthy(self) -> bool:
+        return True
+
     async def close(self) -> None:
         self._queues.clear()
 

@@ -131,6 +131,9 @@ class RabbitBus:
 
         return RabbitConsumer(channel, asyncio.create_task(run(), name=f"consume {binding.queue}"))
 
+    async def healthy(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
     async def close(self) -> None:
         if self._connection is not None:
             await self._connection.close()

@@ -16,7 +16,7 @@ import msgspec
 
 from domain.aggregate import Aggregate, CommandContext
 from domain.events import DomainEvent
-from domain.workflows.definition import WorkflowDefinition
+from domain.workflows.definition import STEP_ID, WorkflowDefinition
 from domain.workflows.errors import InvalidStepTransition, MissingInputs
 from domain.workflows.template import WorkflowTemplate
 
@@ -93,6 +93,13 @@ class WorkflowCancelled(DomainEvent, frozen=True, kw_only=True):
     reason: str
 
 
+class SignalReceived(DomainEvent, frozen=True, kw_only=True):
+    """A named signal from outside (an approval, a decision) that waiting steps may act on."""
+
+    name: str
+    payload: dict[str, Any]
+
+
 class WorkflowInstance(Aggregate, kw_only=True):
     creation_event = WorkflowInstanceStarted
 
@@ -107,6 +114,7 @@ class WorkflowInstance(Aggregate, kw_only=True):
     compensation_plan: list[str] = msgspec.field(default_factory=list)
     compensated: list[str] = msgspec.field(default_factory=list)
     reason: str = ""
+    signals: list[str] = msgspec.field(default_factory=list)
 
     @classmethod
     def start(
@@ -184,6 +192,13 @@ class WorkflowInstance(Aggregate, kw_only=True):
             events.append(self._trigger(ctx, WorkflowCompensated))
         return events
 
+    def receive_signal(self, ctx: CommandContext, *, name: str, payload: dict[str, Any]) -> list[DomainEvent]:
+        if self.status != "running":
+            raise InvalidStepTransition(f"instance {self.id} is {self.status} and takes no signals")
+        if not STEP_ID.match(name):
+            raise InvalidStepTransition(f"signal name {name!r} must be lower-case letters, digits, '-' or '_'")
+        return [self._trigger(ctx, SignalReceived, name=name, payload=payload)]
+
     def cancel(self, ctx: CommandContext, *, reason: str) -> list[DomainEvent]:
         if self.status != "running":
             raise InvalidStepTransition(f"instance {self.id} is {self.status} and cannot be cancelled")
@@ -258,5 +273,7 @@ class WorkflowInstance(Aggregate, kw_only=True):
             case WorkflowCancelled():
                 self.status = "cancelled"
                 self.reason = event.reason
+            case SignalReceived():
+                self.signals.append(event.name)
             case _:
                 super().apply(event)

@@ -75,4 +75,4 @@ async def test_a_poison_message_on_rabbitmq_is_dead_lettered_and_stalls_the_proj
     status = await platform.projectors["executions"].status()
     assert status.status == "stalled"
     assert str(poison.position) in status.error
-    assert status.position == last.position  # nothing skipped, nothing applied past the poison
+    assert last.position <= status.position < poison.position  # nothing skipped, nothing applied past the poison

@@ -1,0 +1,1 @@
+"""The HTTP edge shared by the command API, the query API and the BFF: auth, limits, problems."""
