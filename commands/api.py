@@ -136,6 +136,11 @@ class ApiKeyBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
     roles: Annotated[list[Literal["admin", "operator", "viewer", "auditor"]], msgspec.Meta(min_length=1, max_length=4)]
 
 
+class ExecuteBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    template: Name
+    inputs: dict[str, Any] = {}
+
+
 class Accepted(msgspec.Struct, frozen=True, kw_only=True):
     """What a command answers: the aggregate, its version, and the position to read your writes at."""
 
@@ -475,6 +480,29 @@ def api_key_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         return await api.answer(request, run)
 
     return [issue_key, revoke_key]
+
+
+TemplateByName = Callable[[str, str], Awaitable[UUID | None]]
+
+
+def bff_command_api(api: CommandApi, find_template: TemplateByName, guards: list[Any]) -> list[HTTPRouteHandler]:
+    """The BFF's write route: start an instance from a template's name."""
+
+    @post("/workflows/execute", status_code=202, summary="Start an instance of the named template", guards=guards)
+    async def execute(request: Request[Any, Any, Any], data: ExecuteBody) -> Response[bytes]:
+        async def run() -> tuple[int, Accepted, dict[str, str]]:
+            ctx = api.context(request)
+            template_id = await find_template(ctx.tenant_id, data.template)
+            if template_id is None:
+                raise HTTPException(status_code=404, detail=f"no active workflow template named {data.template!r}")
+            command = workflows.StartWorkflowInstance(template_id=template_id, inputs=data.inputs)
+            return created(
+                await workflows.start_workflow_instance(api.store, ctx, command), "/v1/workflow-instances", 202
+            )
+
+        return await api.answer(request, run)
+
+    return [execute]
 
 
 def rules_of(body: RuleSetBody) -> list[Rule]:

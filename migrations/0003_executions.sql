@@ -14,6 +14,7 @@ CREATE TABLE executions (
     cost numeric(20, 8) NOT NULL DEFAULT 0,
     latency_ms integer NOT NULL DEFAULT 0,
     context_id uuid,
+    correlation_id uuid NOT NULL,
     requested_at timestamptz NOT NULL,
     finished_at timestamptz,
     updated_at timestamptz NOT NULL,
@@ -23,3 +24,4 @@ CREATE TABLE executions (
 CREATE INDEX executions_by_tenant ON executions (tenant_id, requested_at, run_id);
 CREATE INDEX executions_by_agent ON executions (tenant_id, agent_id, requested_at);
 CREATE INDEX executions_by_status ON executions (tenant_id, status, requested_at);
+CREATE INDEX executions_by_correlation ON executions (tenant_id, correlation_id);

@@ -5,6 +5,7 @@ CREATE TABLE validation_results (
     ruleset_version integer NOT NULL,
     subject_type text NOT NULL,
     subject_id text NOT NULL,
+    correlation_id uuid NOT NULL,
     status text NOT NULL,
     score double precision,
     passed boolean,
@@ -18,3 +19,4 @@ CREATE TABLE validation_results (
 CREATE INDEX validation_results_by_tenant ON validation_results (tenant_id, requested_at, validation_id);
 CREATE INDEX validation_results_by_subject ON validation_results (tenant_id, subject_type, subject_id);
 CREATE INDEX validation_results_failing ON validation_results (tenant_id, requested_at) WHERE passed = false;
+CREATE INDEX validation_results_by_correlation ON validation_results (tenant_id, correlation_id);

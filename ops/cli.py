@@ -171,7 +171,7 @@ def api_query(host: Host = "127.0.0.1", port: Port = 8081) -> None:
 @api.command("bff")
 def api_bff(host: Host = "127.0.0.1", port: Port = 8082) -> None:
     """The BFF (dashboard and composed views). Example: aiwp api bff --port 8082"""
-    run_http(["bff", "query", "command"], host, port, workers=False)
+    run_http(["bff"], host, port, workers=False)
 
 
 token = typer.Typer(help="Tokens of the embedded local issuer.", no_args_is_help=True)

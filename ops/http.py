@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from uuid import UUID
 
 import httpx
 import redis.asyncio as redis
@@ -24,11 +25,13 @@ from adapters.http.problems import EXCEPTION_HANDLERS, problem_details
 from adapters.http.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter, retry_after
 from adapters.http.tokens import LOCAL_ISSUER, KeySource, LocalIssuer, RemoteJwks, TokenVerifier
 from adapters.idempotency import PostgresIdempotencyStore
-from commands.api import CommandApi, api_key_api, command_api
+from commands.api import CommandApi, api_key_api, bff_command_api, command_api
 from domain.access.roles import Principal
 from ops.bootstrap import Platform
 from ops.settings import Settings
+from projections import workflows
 from projections.api import query_api
+from projections.bff import bff_routes
 
 Part = Literal["command", "query", "bff"]
 ALL_PARTS: tuple[Part, ...] = ("command", "query", "bff")
@@ -110,12 +113,24 @@ def check_binding(settings: Settings, host: str) -> None:
 def build_app(platform: Platform, edge: Edge, parts: Sequence[Part] = ALL_PARTS) -> Litestar:
     settings = platform.settings
     routes: list[Any] = []
+    bff: list[Any] = []
     if "command" in parts:
         api = CommandApi(
             store=platform.store, idempotency=PostgresIdempotencyStore(platform.pool), clock=lambda: datetime.now(UTC)
         )
         routes += command_api(api, guards=[requires("commands:write")])
         routes += api_key_api(api, guards=[requires("api-keys:manage")])
+    if "bff" in parts:
+
+        async def find_template(tenant_id: str, name: str) -> UUID | None:
+            async with platform.pool.acquire() as conn:
+                return await workflows.find_template_by_name(conn, tenant_id, name)
+
+        bff_api = CommandApi(
+            store=platform.store, idempotency=PostgresIdempotencyStore(platform.pool), clock=lambda: datetime.now(UTC)
+        )
+        bff += bff_command_api(bff_api, find_template, guards=[requires("commands:write")])
+        bff += bff_routes(platform.pool, guards=[requires("reads")])
     if "query" in parts:
 
         async def wait_for(position: int, names: Sequence[str]) -> bool:
@@ -164,7 +179,13 @@ def build_app(platform: Platform, edge: Edge, parts: Sequence[Part] = ALL_PARTS)
         exclude=[f"^{path}" for path in PUBLIC_PATHS],
     )
     return Litestar(
-        route_handlers=[Router(path="/v1", route_handlers=routes), live, ready, PrometheusController],
+        route_handlers=[
+            Router(path="/v1", route_handlers=routes),
+            Router(path="/api/v1", route_handlers=bff),
+            live,
+            ready,
+            PrometheusController,
+        ],
         middleware=[prometheus.middleware, auth],
         before_request=rate_limit,
         plugins=[problem_details()],

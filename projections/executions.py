@@ -21,8 +21,8 @@ def requested(position: int, e: AgentRunRequested) -> list[Write]:
     return [
         Write(
             "INSERT INTO executions (run_id, tenant_id, agent_id, agent_config_version, provider, model, status,"
-            " context_id, requested_at, updated_at, version, position)"
-            " VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8, $8, $9, $10) ON CONFLICT (run_id) DO NOTHING",
+            " context_id, correlation_id, requested_at, updated_at, version, position)"
+            " VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $11, $8, $8, $9, $10) ON CONFLICT (run_id) DO NOTHING",
             (
                 e.originator_id,
                 e.metadata.tenant_id,
@@ -34,6 +34,7 @@ def requested(position: int, e: AgentRunRequested) -> list[Write]:
                 e.timestamp,
                 e.originator_version,
                 position,
+                e.metadata.correlation_id,
             ),
         )
     ]
@@ -140,3 +141,29 @@ async def list_executions(
         limit,
     )
     return as_dicts(rows)
+
+
+async def list_executions_of(conn: Connection, tenant_id: str, correlation_id: UUID) -> list[dict[str, Any]]:
+    """The runs a conversation of commands started (a workflow instance's, say)."""
+    rows = await conn.fetch(
+        "SELECT * FROM executions WHERE tenant_id = $1 AND correlation_id = $2 ORDER BY requested_at, run_id",
+        tenant_id,
+        correlation_id,
+    )
+    return as_dicts(rows)
+
+
+async def recent_executions(conn: Connection, tenant_id: str, *, limit: int = 10) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT * FROM executions WHERE tenant_id = $1 ORDER BY requested_at DESC, run_id DESC LIMIT $2",
+        tenant_id,
+        limit,
+    )
+    return as_dicts(rows)
+
+
+async def count_executions_by_status(conn: Connection, tenant_id: str) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT status, count(*) AS n FROM executions WHERE tenant_id = $1 GROUP BY status", tenant_id
+    )
+    return {row["status"]: int(row["n"]) for row in rows}

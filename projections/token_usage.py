@@ -56,3 +56,14 @@ async def list_token_usage(
         until,
     )
     return as_dicts(rows)
+
+
+async def spend_since(conn: Connection, tenant_id: str, since: date) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        "SELECT coalesce(sum(runs), 0)::bigint AS runs, coalesce(sum(tokens_in), 0)::bigint AS tokens_in,"
+        " coalesce(sum(tokens_out), 0)::bigint AS tokens_out, coalesce(sum(cost), 0) AS cost"
+        " FROM token_usage WHERE tenant_id = $1 AND day >= $2",
+        tenant_id,
+        since,
+    )
+    return dict(row) if row else {"runs": 0, "tokens_in": 0, "tokens_out": 0, "cost": 0}

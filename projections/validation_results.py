@@ -16,8 +16,8 @@ def requested(position: int, e: ValidationRequested) -> list[Write]:
     return [
         Write(
             "INSERT INTO validation_results (validation_id, tenant_id, ruleset_id, ruleset_version, subject_type,"
-            " subject_id, status, requested_at, version, position)"
-            " VALUES ($1, $2, $3, $4, $5, $6, 'requested', $7, $8, $9) ON CONFLICT (validation_id) DO NOTHING",
+            " subject_id, correlation_id, status, requested_at, version, position)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $10, 'requested', $7, $8, $9) ON CONFLICT (validation_id) DO NOTHING",
             (
                 e.originator_id,
                 e.metadata.tenant_id,
@@ -28,6 +28,7 @@ def requested(position: int, e: ValidationRequested) -> list[Write]:
                 e.timestamp,
                 e.originator_version,
                 position,
+                e.metadata.correlation_id,
             ),
         )
     ]
@@ -88,6 +89,26 @@ async def list_validations(
         until,
         after[0] if after else None,
         after[1] if after else None,
+        limit,
+    )
+    return as_dicts(rows)
+
+
+async def list_validations_of(conn: Connection, tenant_id: str, correlation_id: UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT * FROM validation_results WHERE tenant_id = $1 AND correlation_id = $2"
+        " ORDER BY requested_at, validation_id",
+        tenant_id,
+        correlation_id,
+    )
+    return as_dicts(rows)
+
+
+async def recent_failing_validations(conn: Connection, tenant_id: str, *, limit: int = 10) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT * FROM validation_results WHERE tenant_id = $1 AND passed = false"
+        " ORDER BY requested_at DESC, validation_id DESC LIMIT $2",
+        tenant_id,
         limit,
     )
     return as_dicts(rows)

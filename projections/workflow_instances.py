@@ -101,3 +101,10 @@ async def list_workflow_instances(
         limit,
     )
     return as_dicts(rows)
+
+
+async def count_instances_by_status(conn: Connection, tenant_id: str) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT status, count(*) AS n FROM workflow_instances WHERE tenant_id = $1 GROUP BY status", tenant_id
+    )
+    return {row["status"]: int(row["n"]) for row in rows}

@@ -89,3 +89,14 @@ async def list_workflow_templates(
         limit,
     )
     return as_dicts(rows)
+
+
+async def find_template_by_name(conn: Connection, tenant_id: str, name: str) -> UUID | None:
+    """The newest active template of that name in the tenant."""
+    value = await conn.fetchval(
+        "SELECT template_id FROM workflows WHERE tenant_id = $1 AND name = $2 AND NOT retired"
+        " ORDER BY created_at DESC LIMIT 1",
+        tenant_id,
+        name,
+    )
+    return value if isinstance(value, UUID) else None
