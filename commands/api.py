@@ -183,7 +183,9 @@ class CommandApi:
         self,
         request: Request[Any, Any, Any],
         run: Callable[[], Awaitable[tuple[int, msgspec.Struct, dict[str, str]]]],
-    ) -> Response[bytes]:
+    ) -> Response[Any]:
+        # The route's annotation (e.g. Response[Accepted]) documents the body; the bytes sent are that Struct's
+        # JSON, encoded once so that a replay sends exactly the same bytes.
         """Runs a write once per `Idempotency-Key`: a retry gets the first answer and writes nothing."""
         body = await request.body()
         if b"\\u0000" in body:
@@ -270,7 +272,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
     """The `/v1` write routes; `guards` check the caller may send commands."""
 
     @post("/agents", status_code=201, summary="Register an agent", guards=guards)
-    async def create_agent(request: Request[Any, Any, Any], data: AgentBody) -> Response[bytes]:
+    async def create_agent(request: Request[Any, Any, Any], data: AgentBody) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = agents.RegisterAgent(**msgspec.structs.asdict(data))
             return created(await agents.register_agent(api.store, api.context(request), command), "/v1/agents")
@@ -278,7 +280,9 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         return await api.answer(request, run)
 
     @put("/agents/{agent_id:uuid}", summary="Change an agent's configuration (If-Match: its version)", guards=guards)
-    async def change_agent(request: Request[Any, Any, Any], agent_id: UUID, data: AgentChangeBody) -> Response[bytes]:
+    async def change_agent(
+        request: Request[Any, Any, Any], agent_id: UUID, data: AgentChangeBody
+    ) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             return await changed(
                 request,
@@ -294,7 +298,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         return await api.answer(request, run)
 
     @post("/agent-runs", status_code=202, summary="Request a run of an agent", guards=guards)
-    async def create_run(request: Request[Any, Any, Any], data: AgentRunBody) -> Response[bytes]:
+    async def create_run(request: Request[Any, Any, Any], data: AgentRunBody) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = agents.RequestAgentRun(agent_id=data.agent_id, prompt=data.prompt, context_id=data.context_id)
             return created(
@@ -308,7 +312,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
     )
     async def cancel_run(
         request: Request[Any, Any, Any], run_id: UUID, data: ReasonBody | None = None
-    ) -> Response[bytes]:
+    ) -> Response[Accepted]:
         reason = (data.reason if data else "") or "cancelled by request"
 
         async def run() -> tuple[int, Accepted, dict[str, str]]:
@@ -323,7 +327,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         return await api.answer(request, run)
 
     @post("/rulesets", status_code=201, summary="Define a rule set", guards=guards)
-    async def create_ruleset(request: Request[Any, Any, Any], data: RuleSetBody) -> Response[bytes]:
+    async def create_ruleset(request: Request[Any, Any, Any], data: RuleSetBody) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = validation.DefineRuleSet(name=data.name, rules=rules_of(data), threshold=data.threshold)
             return created(await validation.define_ruleset(api.store, api.context(request), command), "/v1/rulesets")
@@ -331,7 +335,9 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         return await api.answer(request, run)
 
     @put("/rulesets/{ruleset_id:uuid}", summary="Revise a rule set (If-Match: its version)", guards=guards)
-    async def change_ruleset(request: Request[Any, Any, Any], ruleset_id: UUID, data: RuleSetBody) -> Response[bytes]:
+    async def change_ruleset(
+        request: Request[Any, Any, Any], ruleset_id: UUID, data: RuleSetBody
+    ) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             return await changed(
                 request,
@@ -347,7 +353,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         return await api.answer(request, run)
 
     @post("/validations", status_code=202, summary="Validate an output against a rule set", guards=guards)
-    async def create_validation(request: Request[Any, Any, Any], data: ValidationBody) -> Response[bytes]:
+    async def create_validation(request: Request[Any, Any, Any], data: ValidationBody) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = validation.RequestValidation(**msgspec.structs.asdict(data))
             return created(
@@ -357,7 +363,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         return await api.answer(request, run)
 
     @post("/workflow-templates", status_code=201, summary="Register a workflow template", guards=guards)
-    async def create_template(request: Request[Any, Any, Any], data: TemplateBody) -> Response[bytes]:
+    async def create_template(request: Request[Any, Any, Any], data: TemplateBody) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = workflows.RegisterWorkflowTemplate(name=data.name, definition=definition_of(data.definition))
             return created(
@@ -374,7 +380,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
     )
     async def change_template(
         request: Request[Any, Any, Any], template_id: UUID, data: TemplateChangeBody
-    ) -> Response[bytes]:
+    ) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             return await changed(
                 request,
@@ -390,7 +396,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         return await api.answer(request, run)
 
     @post("/workflow-instances", status_code=202, summary="Start a workflow instance", guards=guards)
-    async def create_instance(request: Request[Any, Any, Any], data: InstanceBody) -> Response[bytes]:
+    async def create_instance(request: Request[Any, Any, Any], data: InstanceBody) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = workflows.StartWorkflowInstance(template_id=data.template_id, inputs=data.inputs)
             return created(
@@ -409,7 +415,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
     )
     async def signal_instance(
         request: Request[Any, Any, Any], instance_id: UUID, name: str, data: SignalBody | None = None
-    ) -> Response[bytes]:
+    ) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = workflows.SignalWorkflowInstance(
                 instance_id=instance_id, name=name, payload=data.payload if data else {}
@@ -428,7 +434,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
     )
     async def cancel_instance(
         request: Request[Any, Any, Any], instance_id: UUID, data: ReasonBody | None = None
-    ) -> Response[bytes]:
+    ) -> Response[Accepted]:
         reason = (data.reason if data else "") or "cancelled by request"
 
         async def run() -> tuple[int, Accepted, dict[str, str]]:
@@ -459,7 +465,7 @@ def api_key_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
     """Issuing and revoking API keys (admins only)."""
 
     @post("/api-keys", status_code=201, summary="Issue an API key for this tenant (shown once)", guards=guards)
-    async def issue_key(request: Request[Any, Any, Any], data: ApiKeyBody) -> Response[bytes]:
+    async def issue_key(request: Request[Any, Any, Any], data: ApiKeyBody) -> Response[IssuedKey]:
         async def run() -> tuple[int, IssuedKey, dict[str, str]]:
             issued = await access.issue_api_key(
                 api.store, api.context(request), access.IssueApiKey(name=data.name, roles=list(data.roles))
@@ -470,7 +476,7 @@ def api_key_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         return await api.answer(request, run)
 
     @delete("/api-keys/{key_id:uuid}", status_code=200, summary="Revoke an API key", guards=guards)
-    async def revoke_key(request: Request[Any, Any, Any], key_id: UUID) -> Response[bytes]:
+    async def revoke_key(request: Request[Any, Any, Any], key_id: UUID) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             return await changed(
                 request,
@@ -489,7 +495,7 @@ def bff_command_api(api: CommandApi, find_template: TemplateByName, guards: list
     """The BFF's write route: start an instance from a template's name."""
 
     @post("/workflows/execute", status_code=202, summary="Start an instance of the named template", guards=guards)
-    async def execute(request: Request[Any, Any, Any], data: ExecuteBody) -> Response[bytes]:
+    async def execute(request: Request[Any, Any, Any], data: ExecuteBody) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             ctx = api.context(request)
             template_id = await find_template(ctx.tenant_id, data.template)

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 from uuid import UUID
 
 import httpx
 import redis.asyncio as redis
 from litestar import Litestar, Request, Response, Router, get
 from litestar.config.app import AppConfig
-from litestar.exceptions import TooManyRequestsException
+from litestar.exceptions import TooManyRequestsException, ValidationException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -146,6 +147,9 @@ def build_app(platform: Platform, edge: Edge, parts: Sequence[Part] = ALL_PARTS)
     limits = settings.rate_limit_per_subject, settings.rate_limit_per_tenant, settings.rate_limit_window_seconds
 
     async def rate_limit(request: Request[Any, Any, Any]) -> None:
+        # PostgreSQL text cannot hold NUL: refuse it at the edge rather than fail deep inside.
+        if "\x00" in request.url.path or "\x00" in unquote(request.url.query or ""):
+            raise ValidationException("the path and query may not contain NUL characters")
         principal = request.scope.get("user")
         if not isinstance(principal, Principal):
             return
