@@ -21,6 +21,7 @@ import msgspec
 from litestar import Request, Response, delete, post, put
 from litestar.exceptions import ClientException, HTTPException, ValidationException
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath, JSONBody
 
 from commands import access, agents, validation, workflows
 from commands.errors import ConcurrencyError
@@ -221,7 +222,7 @@ class CommandApi:
         return Response(encoded, status_code=status, headers=headers, media_type="application/json")
 
 
-def _uuid_header(request: Request[Any, Any, Any], name: str) -> UUID | None:
+def _uuid_header(request: Request[Any, Any, Any], name: FromPath[str]) -> UUID | None:
     value = request.headers.get(name)
     if not value:
         return None
@@ -272,7 +273,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
     """The `/v1` write routes; `guards` check the caller may send commands."""
 
     @post("/agents", status_code=201, summary="Register an agent", guards=guards)
-    async def create_agent(request: Request[Any, Any, Any], data: AgentBody) -> Response[Accepted]:
+    async def create_agent(request: Request[Any, Any, Any], data: JSONBody[AgentBody]) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = agents.RegisterAgent(**msgspec.structs.asdict(data))
             return created(await agents.register_agent(api.store, api.context(request), command), "/v1/agents")
@@ -281,7 +282,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
 
     @put("/agents/{agent_id:uuid}", summary="Change an agent's configuration (If-Match: its version)", guards=guards)
     async def change_agent(
-        request: Request[Any, Any, Any], agent_id: UUID, data: AgentChangeBody
+        request: Request[Any, Any, Any], agent_id: FromPath[UUID], data: JSONBody[AgentChangeBody]
     ) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             return await changed(
@@ -298,7 +299,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         return await api.answer(request, run)
 
     @post("/agent-runs", status_code=202, summary="Request a run of an agent", guards=guards)
-    async def create_run(request: Request[Any, Any, Any], data: AgentRunBody) -> Response[Accepted]:
+    async def create_run(request: Request[Any, Any, Any], data: JSONBody[AgentRunBody]) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = agents.RequestAgentRun(agent_id=data.agent_id, prompt=data.prompt, context_id=data.context_id)
             return created(
@@ -311,7 +312,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         "/agent-runs/{run_id:uuid}/cancel", status_code=202, summary="Cancel a run that has not finished", guards=guards
     )
     async def cancel_run(
-        request: Request[Any, Any, Any], run_id: UUID, data: ReasonBody | None = None
+        request: Request[Any, Any, Any], run_id: FromPath[UUID], data: JSONBody[ReasonBody | None] = None
     ) -> Response[Accepted]:
         reason = (data.reason if data else "") or "cancelled by request"
 
@@ -327,7 +328,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         return await api.answer(request, run)
 
     @post("/rulesets", status_code=201, summary="Define a rule set", guards=guards)
-    async def create_ruleset(request: Request[Any, Any, Any], data: RuleSetBody) -> Response[Accepted]:
+    async def create_ruleset(request: Request[Any, Any, Any], data: JSONBody[RuleSetBody]) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = validation.DefineRuleSet(name=data.name, rules=rules_of(data), threshold=data.threshold)
             return created(await validation.define_ruleset(api.store, api.context(request), command), "/v1/rulesets")
@@ -336,7 +337,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
 
     @put("/rulesets/{ruleset_id:uuid}", summary="Revise a rule set (If-Match: its version)", guards=guards)
     async def change_ruleset(
-        request: Request[Any, Any, Any], ruleset_id: UUID, data: RuleSetBody
+        request: Request[Any, Any, Any], ruleset_id: FromPath[UUID], data: JSONBody[RuleSetBody]
     ) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             return await changed(
@@ -353,7 +354,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         return await api.answer(request, run)
 
     @post("/validations", status_code=202, summary="Validate an output against a rule set", guards=guards)
-    async def create_validation(request: Request[Any, Any, Any], data: ValidationBody) -> Response[Accepted]:
+    async def create_validation(request: Request[Any, Any, Any], data: JSONBody[ValidationBody]) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = validation.RequestValidation(**msgspec.structs.asdict(data))
             return created(
@@ -363,7 +364,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         return await api.answer(request, run)
 
     @post("/workflow-templates", status_code=201, summary="Register a workflow template", guards=guards)
-    async def create_template(request: Request[Any, Any, Any], data: TemplateBody) -> Response[Accepted]:
+    async def create_template(request: Request[Any, Any, Any], data: JSONBody[TemplateBody]) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = workflows.RegisterWorkflowTemplate(name=data.name, definition=definition_of(data.definition))
             return created(
@@ -379,7 +380,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         guards=guards,
     )
     async def change_template(
-        request: Request[Any, Any, Any], template_id: UUID, data: TemplateChangeBody
+        request: Request[Any, Any, Any], template_id: FromPath[UUID], data: JSONBody[TemplateChangeBody]
     ) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             return await changed(
@@ -396,7 +397,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         return await api.answer(request, run)
 
     @post("/workflow-instances", status_code=202, summary="Start a workflow instance", guards=guards)
-    async def create_instance(request: Request[Any, Any, Any], data: InstanceBody) -> Response[Accepted]:
+    async def create_instance(request: Request[Any, Any, Any], data: JSONBody[InstanceBody]) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = workflows.StartWorkflowInstance(template_id=data.template_id, inputs=data.inputs)
             return created(
@@ -414,7 +415,10 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         guards=guards,
     )
     async def signal_instance(
-        request: Request[Any, Any, Any], instance_id: UUID, name: str, data: SignalBody | None = None
+        request: Request[Any, Any, Any],
+        instance_id: FromPath[UUID],
+        name: FromPath[str],
+        data: JSONBody[SignalBody | None] = None,
     ) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = workflows.SignalWorkflowInstance(
@@ -433,7 +437,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         guards=guards,
     )
     async def cancel_instance(
-        request: Request[Any, Any, Any], instance_id: UUID, data: ReasonBody | None = None
+        request: Request[Any, Any, Any], instance_id: FromPath[UUID], data: JSONBody[ReasonBody | None] = None
     ) -> Response[Accepted]:
         reason = (data.reason if data else "") or "cancelled by request"
 
@@ -465,7 +469,7 @@ def api_key_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
     """Issuing and revoking API keys (admins only)."""
 
     @post("/api-keys", status_code=201, summary="Issue an API key for this tenant (shown once)", guards=guards)
-    async def issue_key(request: Request[Any, Any, Any], data: ApiKeyBody) -> Response[IssuedKey]:
+    async def issue_key(request: Request[Any, Any, Any], data: JSONBody[ApiKeyBody]) -> Response[IssuedKey]:
         async def run() -> tuple[int, IssuedKey, dict[str, str]]:
             issued = await access.issue_api_key(
                 api.store, api.context(request), access.IssueApiKey(name=data.name, roles=list(data.roles))
@@ -476,7 +480,7 @@ def api_key_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         return await api.answer(request, run)
 
     @delete("/api-keys/{key_id:uuid}", status_code=200, summary="Revoke an API key", guards=guards)
-    async def revoke_key(request: Request[Any, Any, Any], key_id: UUID) -> Response[Accepted]:
+    async def revoke_key(request: Request[Any, Any, Any], key_id: FromPath[UUID]) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             return await changed(
                 request,
@@ -495,7 +499,7 @@ def bff_command_api(api: CommandApi, find_template: TemplateByName, guards: list
     """The BFF's write route: start an instance from a template's name."""
 
     @post("/workflows/execute", status_code=202, summary="Start an instance of the named template", guards=guards)
-    async def execute(request: Request[Any, Any, Any], data: ExecuteBody) -> Response[Accepted]:
+    async def execute(request: Request[Any, Any, Any], data: JSONBody[ExecuteBody]) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             ctx = api.context(request)
             template_id = await find_template(ctx.tenant_id, data.template)

@@ -20,7 +20,7 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.exceptions import ClientException, NotFoundException, ServiceUnavailableException
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from domain.access.roles import Principal
 from projections import (
@@ -40,8 +40,8 @@ from projections import (
 
 T = TypeVar("T")
 CONSISTENCY_WAIT = 5.0
-Limit = Annotated[int, Parameter(ge=1, le=500, description="Items per page")]
-Cursor = Annotated[str | None, Parameter(description="The `next_cursor` of the previous page")]
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="Items per page")]
+Cursor = Annotated[str | None, QueryParameter(description="The `next_cursor` of the previous page")]
 
 
 class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
@@ -260,7 +260,7 @@ def query_api(
         return page(rows, Agent, limit, "created_at", "agent_id")
 
     @get("/agents/{agent_id:uuid}", summary="Get an agent (ETag: its version)", guards=guards)
-    async def get_agent(request: Request[Any, Any, Any], agent_id: UUID) -> Response[Agent]:
+    async def get_agent(request: Request[Any, Any, Any], agent_id: FromPath[UUID]) -> Response[Agent]:
         await consistent(request, ["agents"])
         async with pool.acquire() as conn:
             row = await agents.get_agent(conn, tenant_of(request), agent_id)
@@ -271,10 +271,10 @@ def query_api(
     @get("/agent-runs", summary="List agent runs", guards=guards)
     async def list_runs(
         request: Request[Any, Any, Any],
-        status: str | None = None,
-        agent_id: UUID | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        status: FromQuery[str | None] = None,
+        agent_id: FromQuery[UUID | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Page[AgentRun]:
@@ -293,7 +293,7 @@ def query_api(
         return page(rows, AgentRun, limit, "requested_at", "run_id")
 
     @get("/agent-runs/{run_id:uuid}", summary="Get an agent run with its conversation", guards=guards)
-    async def get_run(request: Request[Any, Any, Any], run_id: UUID) -> Response[AgentRun]:
+    async def get_run(request: Request[Any, Any, Any], run_id: FromPath[UUID]) -> Response[AgentRun]:
         await consistent(request, ["executions", "contexts"])
         tenant = tenant_of(request)
         async with pool.acquire() as conn:
@@ -305,7 +305,7 @@ def query_api(
 
     @get("/token-usage", summary="Tokens and cost per agent, model and day", guards=guards)
     async def list_usage(
-        request: Request[Any, Any, Any], since: date | None = None, until: date | None = None
+        request: Request[Any, Any, Any], since: FromQuery[date | None] = None, until: FromQuery[date | None] = None
     ) -> list[TokenUsage]:
         await consistent(request, ["token_usage"])
         async with pool.acquire() as conn:
@@ -324,7 +324,7 @@ def query_api(
         return page(rows, WorkflowTemplate, limit, "created_at", "template_id")
 
     @get("/workflow-templates/{template_id:uuid}", summary="Get a workflow template", guards=guards)
-    async def get_template(request: Request[Any, Any, Any], template_id: UUID) -> Response[WorkflowTemplate]:
+    async def get_template(request: Request[Any, Any, Any], template_id: FromPath[UUID]) -> Response[WorkflowTemplate]:
         await consistent(request, ["workflows"])
         async with pool.acquire() as conn:
             row = await workflows.get_workflow_template(conn, tenant_of(request), template_id)
@@ -335,10 +335,10 @@ def query_api(
     @get("/workflow-instances", summary="List workflow instances", guards=guards)
     async def list_instances(
         request: Request[Any, Any, Any],
-        status: str | None = None,
-        template_id: UUID | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        status: FromQuery[str | None] = None,
+        template_id: FromQuery[UUID | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Page[WorkflowInstance]:
@@ -361,7 +361,7 @@ def query_api(
         summary="Get an instance with its tasks and compensations",
         guards=guards,
     )
-    async def get_instance(request: Request[Any, Any, Any], instance_id: UUID) -> Response[WorkflowInstance]:
+    async def get_instance(request: Request[Any, Any, Any], instance_id: FromPath[UUID]) -> Response[WorkflowInstance]:
         await consistent(request, ["workflow_instances", "tasks", "saga_compensations"])
         tenant = tenant_of(request)
         async with pool.acquire() as conn:
@@ -383,7 +383,7 @@ def query_api(
         return page(rows, RuleSet, limit, "created_at", "ruleset_id")
 
     @get("/rulesets/{ruleset_id:uuid}", summary="Get a rule set with its rules", guards=guards)
-    async def get_ruleset(request: Request[Any, Any, Any], ruleset_id: UUID) -> Response[RuleSet]:
+    async def get_ruleset(request: Request[Any, Any, Any], ruleset_id: FromPath[UUID]) -> Response[RuleSet]:
         await consistent(request, ["scoring_models", "validation_rules"])
         tenant = tenant_of(request)
         async with pool.acquire() as conn:
@@ -396,9 +396,9 @@ def query_api(
     @get("/validations", summary="List validations", guards=guards)
     async def list_validations(
         request: Request[Any, Any, Any],
-        passed: bool | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        passed: FromQuery[bool | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Page[ValidationResult]:
@@ -416,7 +416,9 @@ def query_api(
         return page(rows, ValidationResult, limit, "requested_at", "validation_id")
 
     @get("/validations/{validation_id:uuid}", summary="Get a validation", guards=guards)
-    async def get_validation(request: Request[Any, Any, Any], validation_id: UUID) -> Response[ValidationResult]:
+    async def get_validation(
+        request: Request[Any, Any, Any], validation_id: FromPath[UUID]
+    ) -> Response[ValidationResult]:
         await consistent(request, ["validation_results"])
         async with pool.acquire() as conn:
             row = await validation_results.get_validation(conn, tenant_of(request), validation_id)
@@ -427,8 +429,8 @@ def query_api(
     @get("/audit/events", summary="The audit trail of this tenant (auditors and admins)", guards=audit_guards)
     async def list_audit(
         request: Request[Any, Any, Any],
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
         limit: Limit = 100,
         cursor: Cursor = None,
     ) -> Page[AuditEvent]:

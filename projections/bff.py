@@ -12,6 +12,7 @@ import msgspec
 from litestar import Request, get
 from litestar.exceptions import NotFoundException
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
 
 from projections import (
     executions,
@@ -73,7 +74,7 @@ def bff_routes(pool: asyncpg.Pool, guards: list[Any]) -> list[HTTPRouteHandler]:
     @get(
         "/workflows/{instance_id:uuid}/complete", summary="An instance with its steps, runs, validations", guards=guards
     )
-    async def complete(request: Request[Any, Any, Any], instance_id: UUID) -> CompleteWorkflow:
+    async def complete(request: Request[Any, Any, Any], instance_id: FromPath[UUID]) -> CompleteWorkflow:
         tenant = tenant_of(request)
         async with pool.acquire() as conn:
             row = await workflow_instances.get_workflow_instance(conn, tenant, instance_id)
