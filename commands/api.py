@@ -492,7 +492,8 @@ def api_key_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
     return [issue_key, revoke_key]
 
 
-TemplateByName = Callable[[str, str], Awaitable[UUID | None]]
+# (tenant, template name, position to wait for) → the template's id; the query side answers it.
+TemplateByName = Callable[[str, str, int | None], Awaitable[UUID | None]]
 
 
 def bff_command_api(api: CommandApi, find_template: TemplateByName, guards: list[Any]) -> list[HTTPRouteHandler]:
@@ -502,7 +503,10 @@ def bff_command_api(api: CommandApi, find_template: TemplateByName, guards: list
     async def execute(request: Request[Any, Any, Any], data: JSONBody[ExecuteBody]) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             ctx = api.context(request)
-            template_id = await find_template(ctx.tenant_id, data.template)
+            position = request.headers.get("x-consistency-position")
+            if position is not None and not position.isdigit():
+                raise ClientException("X-Consistency-Position must be a position (a whole number)")
+            template_id = await find_template(ctx.tenant_id, data.template, int(position) if position else None)
             if template_id is None:
                 raise HTTPException(status_code=404, detail=f"no active workflow template named {data.template!r}")
             command = workflows.StartWorkflowInstance(template_id=template_id, inputs=data.inputs)

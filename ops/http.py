@@ -15,11 +15,13 @@ import httpx
 import redis.asyncio as redis
 from litestar import Litestar, Request, Response, Router, get
 from litestar.config.app import AppConfig
-from litestar.exceptions import TooManyRequestsException, ValidationException
+from litestar.exceptions import ServiceUnavailableException, TooManyRequestsException, ValidationException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import Counter
 
 from adapters.http.auth import PUBLIC_PATHS, ApiKeyVerifier, AuthenticationMiddleware, requires
 from adapters.http.problems import EXCEPTION_HANDLERS, problem_details
@@ -36,6 +38,36 @@ from projections.bff import bff_routes
 
 Part = Literal["command", "query", "bff"]
 ALL_PARTS: tuple[Part, ...] = ("command", "query", "bff")
+
+
+COMMANDS = Counter("aiwp_commands_total", "Commands received by the APIs", ["method", "status"])
+CONFLICTS = Counter(
+    "aiwp_command_conflicts_total", "Commands that lost a concurrent write (409) or a stale If-Match (412)"
+)
+WRITES = frozenset({"POST", "PUT", "DELETE"})
+
+
+class CommandMetrics:
+    """Counts the writes by method and answer, and the conflicts among them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = str(scope.get("method", ""))
+        if method not in WRITES or not scope.get("path", "").startswith(("/v1/", "/api/v1/")):
+            await self.app(scope, receive, send)
+            return
+
+        async def counting(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                COMMANDS.labels(method, str(status)).inc()
+                if status in (409, 412):
+                    CONFLICTS.inc()
+            await send(message)
+
+        await self.app(scope, receive, counting)
 
 
 class ConfigurationError(ValueError):
@@ -123,7 +155,11 @@ def build_app(platform: Platform, edge: Edge, parts: Sequence[Part] = ALL_PARTS)
         routes += api_key_api(api, guards=[requires("api-keys:manage")])
     if "bff" in parts:
 
-        async def find_template(tenant_id: str, name: str) -> UUID | None:
+        async def find_template(tenant_id: str, name: str, position: int | None) -> UUID | None:
+            if position is not None and not await platform.wait_for(position, timeout=5.0, names=["workflows"]):
+                raise ServiceUnavailableException(
+                    detail=f"the read models have not reached position {position} yet", headers={"Retry-After": "1"}
+                )
             async with platform.pool.acquire() as conn:
                 return await workflows.find_template_by_name(conn, tenant_id, name)
 
@@ -190,7 +226,7 @@ def build_app(platform: Platform, edge: Edge, parts: Sequence[Part] = ALL_PARTS)
             ready,
             PrometheusController,
         ],
-        middleware=[prometheus.middleware, auth],
+        middleware=[prometheus.middleware, CommandMetrics, auth],
         before_request=rate_limit,
         plugins=[problem_details()],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

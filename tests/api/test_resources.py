@@ -120,3 +120,23 @@ async def test_the_bff_starts_an_instance_by_name_and_shows_it_complete(
     assert dashboard.json()["instances_by_status"] == {"running": 1}
     assert elsewhere.status_code == 404
     assert unknown.status_code == 404
+
+
+async def test_health_and_metrics_need_no_token_and_count_commands(
+    client: httpx.AsyncClient, issuer: TestIssuer
+) -> None:
+    created = await client.post(
+        "/v1/agents", json={"name": "m", "provider": "scripted", "model": "m"}, headers=auth(issuer)
+    )
+    agent = created.json()["id"]
+    await client.put(
+        f"/v1/agents/{agent}", json={"provider": "openai", "model": "x"}, headers=auth(issuer) | {"If-Match": '"9"'}
+    )
+    assert (await client.get("/health/live")).json() == {"status": "ok"}
+    ready = await client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "projections": "ok"}
+    metrics = (await client.get("/metrics")).text
+    assert 'aiwp_commands_total{method="POST",status="201"}' in metrics
+    assert "aiwp_command_conflicts_total" in metrics
+    assert "aiwp_requests_total" in metrics
