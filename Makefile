@@ -36,6 +36,7 @@ integration: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.append
 	$(BIN)/python -m tests.bench.pipeline
+	$(BIN)/python -m tests.bench.api
 
 clean:
 	rm -rf $(VENV) .aiwp .mypy_cache .ruff_cache .hypothesis
