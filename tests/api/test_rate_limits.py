@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from pathlib import Path
 from uuid import uuid4
 
@@ -16,6 +17,7 @@ from ops.http import build_app, build_edge
 from tests.api.conftest import api_settings, asgi_client
 from tests.api.issuer import TestIssuer
 from tests.conftest import unreachable
+from tests.ops.test_serve import free_port
 
 pytestmark = pytest.mark.integration
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -95,3 +97,41 @@ async def test_with_redis_unreachable_the_api_fails_closed(
     finally:
         await conn.close()
     assert written == 0  # nothing was written while the limiter could not be asked
+
+
+async def test_when_redis_stops_the_api_fails_closed_and_recovers_when_it_is_back(
+    database_url: str, pg_schema: str, issuer: TestIssuer, tmp_path: Path
+) -> None:
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        settings = api_settings(database_url, pg_schema, issuer, tmp_path, redis_url=f"redis://127.0.0.1:{port}/0")
+        async with open_platform(settings) as platform:
+            edge = await build_edge(settings)
+            app = build_app(platform, edge)
+            try:
+                async with asgi_client(app) as client:
+                    headers = {"Authorization": f"Bearer {issuer.token()}"}
+                    for _ in range(50):  # the server is starting
+                        if (await client.get("/v1/agents", headers=headers)).status_code == 200:
+                            break
+                        await asyncio.sleep(0.1)
+                    assert (await client.get("/v1/agents", headers=headers)).status_code == 200
+                    server.terminate()
+                    server.wait(timeout=10)
+                    stopped = await client.get("/v1/agents", headers=headers)
+                    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    statuses = []
+                    for _ in range(50):
+                        statuses.append((await client.get("/v1/agents", headers=headers)).status_code)
+                        if statuses[-1] == 200:
+                            break
+                        await asyncio.sleep(0.1)
+            finally:
+                await edge.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert stopped.status_code == 503
+    assert statuses[-1] == 200
