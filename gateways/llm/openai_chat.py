@@ -1,0 +1,82 @@
+"""OpenAI chat completions through the official SDK; any OpenAI-compatible server with `base_url`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import openai
+
+from commands.llm import LlmError, LlmReply, LlmRequest
+from gateways.llm.errors import from_status
+
+
+class OpenAIChat:
+    name = "openai"
+
+    def __init__(self, *, api_key: str, base_url: str | None = None, timeout: float = 60.0) -> None:
+        self._api_key = api_key
+        self._timeout = timeout
+        self._clients: dict[str | None, openai.AsyncOpenAI] = {}
+        self._default_base_url = base_url
+
+    def _client(self, base_url: str | None) -> openai.AsyncOpenAI:
+        url = base_url or self._default_base_url
+        if url not in self._clients:
+            # Retries are ours (with the circuit breaker), not the SDK's.
+            self._clients[url] = openai.AsyncOpenAI(
+                api_key=self._api_key, base_url=url, timeout=self._timeout, max_retries=0
+            )
+        return self._clients[url]
+
+    async def complete(self, request: LlmRequest) -> LlmReply:
+        client = self._client(request.base_url)
+        arguments: dict[str, Any] = {
+            "model": request.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+        }
+        if request.json_output:
+            arguments["response_format"] = {"type": "json_object"}
+        started = time.perf_counter()
+        try:
+            if request.stream:
+                return await self._streamed(client, arguments, started)
+            response = await client.chat.completions.create(**arguments)
+        except openai.APIStatusError as error:
+            raise from_status(self.name, error.status_code, error.message, error.response.headers) from None
+        except (openai.APITimeoutError, openai.APIConnectionError) as error:
+            raise LlmError(f"{self.name}: {type(error).__name__}", retryable=True) from None
+        usage = response.usage
+        return LlmReply(
+            text=response.choices[0].message.content or "",
+            tokens_in=usage.prompt_tokens if usage else 0,
+            tokens_out=usage.completion_tokens if usage else 0,
+            latency_ms=round((time.perf_counter() - started) * 1000),
+            request_id=response.id,
+            provider=self.name,
+            model=response.model or request.model,
+        )
+
+    async def _streamed(self, client: openai.AsyncOpenAI, arguments: dict[str, Any], started: float) -> LlmReply:
+        parts: list[str] = []
+        tokens_in = tokens_out = 0
+        request_id, model = "", arguments["model"]
+        stream = await client.chat.completions.create(**arguments, stream=True, stream_options={"include_usage": True})
+        async for chunk in stream:
+            request_id, model = chunk.id or request_id, chunk.model or model
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    parts.append(choice.delta.content)
+            if chunk.usage is not None:
+                tokens_in, tokens_out = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
+        return LlmReply(
+            text="".join(parts),
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            latency_ms=round((time.perf_counter() - started) * 1000),
+            request_id=request_id,
+            provider=self.name,
+            model=model,
+        )
