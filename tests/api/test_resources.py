@@ -140,3 +140,35 @@ async def test_health_and_metrics_need_no_token_and_count_commands(
     assert 'aiwp_commands_total{method="POST",status="201"}' in metrics
     assert "aiwp_command_conflicts_total" in metrics
     assert "aiwp_requests_total" in metrics
+
+
+async def test_lists_page_with_cursors_and_filters(
+    client: httpx.AsyncClient, issuer: TestIssuer, platform: Platform
+) -> None:
+    created = [
+        await client.post(
+            "/v1/agents", json={"name": f"a{i}", "provider": "scripted", "model": "m"}, headers=auth(issuer)
+        )
+        for i in range(5)
+    ]
+    await platform.projectors["agents"].catch_up()
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params = {"limit": "2"} | ({"cursor": cursor} if cursor else {})
+        page = (await client.get("/v1/agents", params=params, headers=auth(issuer))).json()
+        seen += [item["name"] for item in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"a{i}" for i in range(5)]
+    assert pages == 3
+    assert {r.json()["id"] for r in created} == {
+        item["agent_id"] for item in (await client.get("/v1/agents", headers=auth(issuer))).json()["items"]
+    }
+    bad = await client.get("/v1/agents", params={"cursor": "not-ours"}, headers=auth(issuer))
+    assert bad.status_code == 400
+    runs = await client.get("/v1/agent-runs", params={"status": "succeeded"}, headers=auth(issuer))
+    assert runs.json() == {"items": [], "next_cursor": None}
