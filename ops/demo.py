@@ -7,7 +7,6 @@ be seen working.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +22,7 @@ from domain.validation.validation import Validation
 from domain.workflows.definition import Compensation, RetryPolicy, StepDefinition, WorkflowDefinition
 from domain.workflows.instance import WorkflowInstance
 from ops.bootstrap import Platform
+from ops.prices import price_table
 from projections import tasks, token_usage, validation_results, workflow_instances
 
 TENANT = "demo"
@@ -35,7 +35,6 @@ SCRIPTED_REPLIES = {
         "it will appear within five working days."
     ),
 }
-PRICE_PER_MILLION = (Decimal("0.15"), Decimal("0.60"))  # scripted provider: a nominal price, in USD
 
 DEFINITION = WorkflowDefinition(
     inputs=["ticket"],
@@ -178,7 +177,7 @@ async def execute_step(
         )
         reply = SCRIPTED_REPLIES[step.id]
         tokens_in, tokens_out = len(prompt.split()) * 2, len(reply.split()) * 2
-        cost = (tokens_in * PRICE_PER_MILLION[0] + tokens_out * PRICE_PER_MILLION[1]) / 1_000_000
+        cost = price_table(platform.settings.prices).cost("scripted", "scripted-1", tokens_in, tokens_out)
         await agents.complete_agent_run(
             store,
             ctx(),

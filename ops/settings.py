@@ -39,6 +39,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     oidc_algorithms: str = "RS256,ES256"
     # Least seconds between two JWKS fetches (an unknown kid triggers one).
     oidc_jwks_refetch_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 10.0
+    # Prices per million tokens, as JSON {"currency": "USD", "prices": {"openai/gpt-4o-mini": {...}}}.
+    prices: str | None = None
     # Redis for rate limits; unset means in-memory limits (one process).
     redis_url: str | None = None
     rate_limit_per_subject: Annotated[int, msgspec.Meta(ge=1)] = 1200

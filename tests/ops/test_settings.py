@@ -31,3 +31,16 @@ def test_variables_are_read_and_converted() -> None:
 def test_a_bad_variable_is_named(environ: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message.replace("`", ".")):
         Settings.from_env(environ)
+
+
+def test_a_price_table_from_settings_replaces_the_default() -> None:
+    from decimal import Decimal
+
+    from ops.prices import DEFAULT_PRICES, price_table
+
+    assert price_table(None) is DEFAULT_PRICES
+    custom = price_table(
+        '{"currency": "EUR", "prices": {"openai/*": {"input_per_million": "1", "output_per_million": "2"}}}'
+    )
+    assert custom.currency == "EUR"
+    assert custom.cost("openai", "anything", 1_000_000, 1_000_000) == Decimal("3.00000000")
