@@ -91,6 +91,7 @@ class AgentRun(Aggregate, kw_only=True):
     max_tokens: int
     messages: list[ChatMessage]
     context_id: UUID | None
+    correlation_id: UUID  # of the request: the worker's events join the same conversation
     status: RunStatus = "requested"
     attempts: list[Attempt] = msgspec.field(default_factory=list)
     output: str = ""
@@ -180,6 +181,11 @@ class AgentRun(Aggregate, kw_only=True):
         self.check_not_finished()
         return [self._trigger(ctx, AgentRunCancelled, reason=reason)]
 
+    @property
+    def attempts_made(self) -> int:
+        """Calls that reached an outcome or were cut short; the open one is not counted."""
+        return sum(1 for attempt in self.attempts if attempt.status != "open")
+
     def check_not_finished(self) -> None:
         if self.status in TERMINAL:
             raise InvalidRunTransition(f"run {self.id} is already {self.status}")
@@ -203,6 +209,7 @@ class AgentRun(Aggregate, kw_only=True):
             max_tokens=event.max_tokens,
             messages=list(event.messages),
             context_id=event.context_id,
+            correlation_id=event.metadata.correlation_id,
         )
 
     def apply(self, event: Any) -> None:
