@@ -50,3 +50,7 @@ class LlmProvider(Protocol):
     async def complete(self, request: LlmRequest) -> LlmReply:
         """The reply, its token usage and latency; raises `LlmError`."""
         ...
+
+    async def close(self) -> None:
+        """Releases the provider's connections."""
+        ...

@@ -8,6 +8,8 @@ from uuid import UUID
 
 import msgspec
 
+from domain.catalog import EXCHANGE_PREFIX
+
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     """An event as published: where it stands in the log, who caused it, and its data as JSON.
@@ -44,3 +46,8 @@ EVENT_ID_NAMESPACE = UUID("0c9e7d2a-4c55-4c1b-9a0e-3f6d1b2a7e10")
 def event_id_of(stream_id: UUID, stream_version: int) -> UUID:
     """A stable id per stored event, so a republished event keeps its AMQP message id."""
     return uuid.uuid5(EVENT_ID_NAMESPACE, f"{stream_id}/{stream_version}")
+
+
+def routing_key(envelope: Envelope) -> str:
+    """`<context>.<Aggregate>.<Event>`, e.g. `agent.AgentRun.AgentRunSucceeded`."""
+    return f"{EXCHANGE_PREFIX[envelope.context]}.{envelope.aggregate}.{envelope.type}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from adapters.bus.in_process import InProcessBus
-from adapters.bus.port import Binding, EventBus
+from adapters.bus.port import AGENT_WORK, Binding, Consumer, EventBus, WorkOutcome
 from adapters.bus.rabbitmq import RabbitBus
 from adapters.embedded_postgres import EmbeddedPostgres
 from adapters.event_store.application import StoreApplication, postgres_env
@@ -26,7 +26,12 @@ from adapters.migrations import apply_migrations
 from adapters.postgres import connect, create_pool
 from adapters.projector import Projector, run_projector
 from adapters.relay import Relay
+from commands.agent_runner import WORKER, AgentRunner
+from commands.llm import LlmProvider
 from domain.aggregate import CommandContext
+from domain.envelope import Envelope
+from ops.llm import build_llm, build_secrets
+from ops.prices import price_table
 from ops.settings import Settings
 from projections.catalog import PROJECTIONS
 
@@ -44,6 +49,21 @@ class Platform:
     reader: LogReader
     bus: EventBus
     projectors: dict[str, Projector] = field(default_factory=dict)
+    llm: LlmProvider | None = None
+
+    def agent_runner(self) -> AgentRunner:
+        assert self.llm is not None, "open the platform with its LLM providers"
+
+        def context(tenant_id: str, correlation_id: UUID) -> CommandContext:
+            return self.context(tenant_id=tenant_id, actor=WORKER, correlation_id=correlation_id)
+
+        return AgentRunner(
+            store=self.store,
+            llm=self.llm,
+            prices=price_table(self.settings.prices),
+            context=context,
+            max_attempts=self.settings.agent_max_attempts,
+        )
 
     def context(
         self, *, tenant_id: str, actor: str, correlation_id: UUID | None = None, causation_id: UUID | None = None
@@ -100,7 +120,7 @@ def build_bus(settings: Settings) -> EventBus:
 
 
 @asynccontextmanager
-async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
+async def open_platform(settings: Settings, environ: Mapping[str, str] | None = None) -> AsyncIterator[Platform]:
     """Starts what the settings ask for (an embedded PostgreSQL when no URL is set), migrates, stops it all on exit."""
     embedded: EmbeddedPostgres | None = None
     database_url = settings.database_url
@@ -132,6 +152,9 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
             await bus.start(
                 [Binding.for_projection(p.name, p.projection.context) for p in platform.projectors.values()]
             )
+            await bus.declare_work([AGENT_WORK])  # before any relay publishes, so runs are never unroutable
+            platform.llm = await build_llm(settings, build_secrets(settings, environ or {}))
+            stack.push_async_callback(platform.llm.close)
             yield platform
     finally:
         if embedded is not None:
@@ -140,7 +163,7 @@ async def open_platform(settings: Settings) -> AsyncIterator[Platform]:
 
 @asynccontextmanager
 async def running_workers(
-    platform: Platform, *, relay: bool = True, projections: Sequence[str] | None = None
+    platform: Platform, *, relay: bool = True, projections: Sequence[str] | None = None, agents: bool = False
 ) -> AsyncIterator[asyncio.Event]:
     """Runs the relay and projectors as tasks for the duration of the block; yields their stop signal."""
     stop = asyncio.Event()
@@ -162,8 +185,26 @@ async def running_workers(
                 name=f"projector {name}",
             )
         )
+    consumers = []
+    if agents:
+        consumers.append(await start_agent_worker(platform))
     try:
         yield stop
     finally:
         stop.set()
+        for consumer in consumers:
+            await consumer.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def start_agent_worker(platform: Platform) -> Consumer:
+    """Competing consumer of `agent.commands`: one attempt per delivery, retries through delay queues."""
+    runner = platform.agent_runner()
+
+    async def handle(envelope: Envelope) -> WorkOutcome:
+        result = await runner.execute(envelope.stream_id)
+        if result.outcome == "retry":
+            return result.retry_after or 1.0
+        return "done"
+
+    return await platform.bus.consume_work(AGENT_WORK, handle, concurrency=platform.settings.agent_concurrency)

@@ -58,7 +58,7 @@ def demo() -> None:
     from ops.demo import print_read_models, run_demo
 
     async def go() -> None:
-        async with open_platform(settings) as platform, running_workers(platform):
+        async with open_platform(settings, os.environ) as platform, running_workers(platform):
             where = redact(platform.database_url) if settings.database_url else f"embedded in {settings.data_dir}"
             bus = "RabbitMQ" if settings.amqp_url else "in-process bus"
             console.print(f"[dim]event store: PostgreSQL {where}; {bus}[/dim]")
@@ -85,7 +85,7 @@ def run_until_signalled(work: Callable[[Platform, asyncio.Event], Awaitable[None
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with open_platform(settings) as platform:
+        async with open_platform(settings, os.environ) as platform:
             await work(platform, stop)
 
     asyncio.run(go())
@@ -113,7 +113,7 @@ def run_http(parts: Sequence[Part], host: str, port: int, *, workers: bool) -> N
         raise typer.Exit(2) from None
 
     async def go() -> None:
-        async with open_platform(settings) as platform:
+        async with open_platform(settings, os.environ) as platform:
             edge = await build_edge(settings)
             try:
                 server = Server(
@@ -123,7 +123,7 @@ def run_http(parts: Sequence[Part], host: str, port: int, *, workers: bool) -> N
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
                 if workers:
-                    async with running_workers(platform):
+                    async with running_workers(platform, agents=True):
                         announce(platform, parts, host, port, workers=True)
                         await server.serve()
                 else:
@@ -232,6 +232,20 @@ def worker_relay() -> None:
     run_until_signalled(work)
 
 
+@worker.command("agents")
+def worker_agents() -> None:
+    """Execute agent runs from `agent.commands` (competing consumers; retries through delay queues).
+
+    Example: OPENAI_API_KEY=... AIWP_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ aiwp worker agents
+    """
+
+    async def work(platform: Platform, stop: asyncio.Event) -> None:
+        async with running_workers(platform, relay=False, projections=[], agents=True):
+            await stop.wait()
+
+    run_until_signalled(work)
+
+
 @worker.command("projector")
 def worker_projector(
     names: Annotated[list[str] | None, typer.Argument(help="Projections to run; none: all of them.")] = None,
@@ -258,7 +272,7 @@ def projections_status(as_json: bool = typer.Option(False, "--json", help="Print
     settings = load_settings()
 
     async def go() -> tuple[int, list[ProjectionStatus]]:
-        async with open_platform(settings) as platform:
+        async with open_platform(settings, os.environ) as platform:
             async with platform.pool.acquire() as conn:
                 head = await platform.reader.head(conn)
             return head, [await p.status() for p in platform.projectors.values()]
@@ -287,7 +301,7 @@ def projections_resume(name: str) -> None:
     settings = load_settings()
 
     async def go() -> None:
-        async with open_platform(settings) as platform:
+        async with open_platform(settings, os.environ) as platform:
             await platform.projectors[name].resume()
 
     asyncio.run(go())

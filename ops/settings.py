@@ -39,6 +39,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     oidc_algorithms: str = "RS256,ES256"
     # Least seconds between two JWKS fetches (an unknown kid triggers one).
     oidc_jwks_refetch_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 10.0
+    # LLM providers: keys come from the secrets gateway (OPENAI_API_KEY / ANTHROPIC_API_KEY, or Vault).
+    openai_base_url: str | None = None
+    anthropic_base_url: str | None = None
+    llm_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=600)] = 60.0
+    agent_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 16
+    agent_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
+    # Vault (KV v2) for secrets; unset means environment variables.
+    vault_addr: str | None = None
+    vault_token: str | None = None
+    vault_role_id: str | None = None
+    vault_secret_id: str | None = None
+    vault_mount: str = "secret"
+    openai_key_secret: str = "llm/openai#api_key"  # noqa: S105 - where the key is, not the key
+    anthropic_key_secret: str = "llm/anthropic#api_key"  # noqa: S105 - where the key is, not the key
     # Prices per million tokens, as JSON {"currency": "USD", "prices": {"openai/gpt-4o-mini": {...}}}.
     prices: str | None = None
     # Redis for rate limits; unset means in-memory limits (one process).

@@ -7,9 +7,9 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 
 from adapters.bus.consumer_loop import Delivery, deliver
-from adapters.bus.port import SYSTEM_EXCHANGE, BatchHandler, Binding, PoisonHandler
+from adapters.bus.port import SYSTEM_EXCHANGE, BatchHandler, Binding, PoisonHandler, WorkHandler, WorkQueue
 from domain.catalog import exchange_of
-from domain.envelope import Envelope
+from domain.envelope import Envelope, routing_key
 
 
 class InProcessConsumer:
@@ -31,6 +31,8 @@ class InProcessBus:
 
     def __init__(self) -> None:
         self._queues: dict[Binding, asyncio.Queue[Envelope]] = {}
+        self._work: dict[WorkQueue, asyncio.Queue[Envelope]] = {}
+        self._later: set[asyncio.TimerHandle] = set()
         self.dead_letters: dict[str, list[Envelope]] = {}
 
     async def start(self, bindings: Sequence[Binding]) -> None:
@@ -44,6 +46,47 @@ class InProcessBus:
             for binding, queue in self._queues.items():
                 if binding.exchange in (exchange, SYSTEM_EXCHANGE):
                     queue.put_nowait(envelope)
+            key = routing_key(envelope)
+            for work, items in self._work.items():
+                if work.exchange == exchange and work.routing_key == key:
+                    items.put_nowait(envelope)
+
+    async def declare_work(self, queues: Sequence[WorkQueue]) -> None:
+        for work in queues:
+            self._work.setdefault(work, asyncio.Queue())
+            self.dead_letters.setdefault(work.queue, [])
+
+    async def consume_work(self, queue: WorkQueue, handler: WorkHandler, *, concurrency: int) -> InProcessConsumer:
+        await self.declare_work([queue])
+        items = self._work[queue]
+        dead = self.dead_letters[queue.queue]
+        loop = asyncio.get_running_loop()
+
+        async def one(envelope: Envelope) -> None:
+            outcome = await handler(envelope)
+            if outcome == "dead":
+                dead.append(envelope)
+            elif outcome != "done":
+                _, delay = queue.delay_queue(float(outcome))
+                handle = loop.call_later(delay, items.put_nowait, envelope)
+                self._later.add(handle)
+
+        async def run() -> None:
+            slots = asyncio.Semaphore(concurrency)
+            running: set[asyncio.Task[None]] = set()
+            try:
+                while True:
+                    envelope = await items.get()
+                    await slots.acquire()
+                    task = asyncio.create_task(one(envelope))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                    task.add_done_callback(lambda _: slots.release())
+            finally:
+                for task in running:
+                    task.cancel()
+
+        return InProcessConsumer(asyncio.create_task(run(), name=f"work {queue.queue}"))
 
     async def consume(
         self, binding: Binding, handler: BatchHandler, *, prefetch: int, max_failures: int, on_poison: PoisonHandler
@@ -70,7 +113,10 @@ class InProcessBus:
         return True
 
     async def close(self) -> None:
+        for handle in self._later:
+            handle.cancel()
         self._queues.clear()
+        self._work.clear()
 
 
 def _dead_letter(dead: list[Envelope], envelope: Envelope) -> Callable[[], Awaitable[None]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from domain.catalog import exchange_of
 from domain.envelope import Envelope
@@ -12,6 +12,9 @@ SYSTEM_EXCHANGE = "system.events"
 DEAD_LETTER_EXCHANGE = "dlx"
 
 BatchHandler = Callable[[list[Envelope]], Awaitable[None]]
+# A work item's outcome: done, retry after about that many seconds, or dead (to the dead-letter queue).
+WorkOutcome = Literal["done", "dead"] | float
+WorkHandler = Callable[[Envelope], Awaitable[WorkOutcome]]
 PoisonHandler = Callable[[Envelope, BaseException], Awaitable[None]]
 
 
@@ -24,6 +27,22 @@ class Binding(NamedTuple):
     @classmethod
     def for_projection(cls, name: str, context: str | None) -> Binding:
         return cls(f"projection.{name}", exchange_of(context) if context else SYSTEM_EXCHANGE)
+
+
+class WorkQueue(NamedTuple):
+    """A queue of work with competing consumers, fed by one kind of event, with delayed retries."""
+
+    queue: str
+    exchange: str
+    routing_key: str
+    retry_delays: tuple[int, ...] = (2, 10, 60)  # seconds; a retry waits in the first tier at least as long
+
+    def delay_queue(self, seconds: float) -> tuple[str, int]:
+        tier = next((d for d in self.retry_delays if d >= seconds), self.retry_delays[-1])
+        return f"{self.queue}.delay.{tier}s", tier
+
+
+AGENT_WORK = WorkQueue("agent.commands", "agent.events", "agent.AgentRun.AgentRunRequested")
 
 
 class Consumer(Protocol):
@@ -49,6 +68,14 @@ class EventBus(Protocol):
         self, binding: Binding, handler: BatchHandler, *, prefetch: int, max_failures: int, on_poison: PoisonHandler
     ) -> Consumer:
         """Delivers batches in order; a message that fails `max_failures` times is dead-lettered and stops it."""
+        ...
+
+    async def declare_work(self, queues: Sequence[WorkQueue]) -> None:
+        """Declares work queues with their delay tiers and dead-letter queue (idempotently)."""
+        ...
+
+    async def consume_work(self, queue: WorkQueue, handler: WorkHandler, *, concurrency: int) -> Consumer:
+        """Hands each item to `handler`, `concurrency` at a time; retries and dead-letters as it answers."""
         ...
 
     async def healthy(self) -> bool:

@@ -18,18 +18,21 @@ import msgspec
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
 
 from adapters.bus.consumer_loop import Delivery, deliver
-from adapters.bus.port import DEAD_LETTER_EXCHANGE, SYSTEM_EXCHANGE, BatchHandler, Binding, PoisonHandler
+from adapters.bus.port import (
+    DEAD_LETTER_EXCHANGE,
+    SYSTEM_EXCHANGE,
+    BatchHandler,
+    Binding,
+    PoisonHandler,
+    WorkHandler,
+    WorkQueue,
+)
 from domain.catalog import EXCHANGE_PREFIX, exchange_of
-from domain.envelope import Envelope
+from domain.envelope import Envelope, routing_key
 
 log = logging.getLogger(__name__)
 CONTEXTS = tuple(EXCHANGE_PREFIX)
 _decoder = msgspec.json.Decoder(Envelope)
-
-
-def routing_key(envelope: Envelope) -> str:
-    """`<context>.<Aggregate>.<Event>`, e.g. `agent.AgentRun.AgentRunSucceeded`."""
-    return f"{EXCHANGE_PREFIX[envelope.context]}.{envelope.aggregate}.{envelope.type}"
 
 
 def to_message(envelope: Envelope) -> aio_pika.Message:
@@ -134,6 +137,69 @@ class RabbitBus:
     async def healthy(self) -> bool:
         return self._connection is not None and not self._connection.is_closed
 
+    async def declare_work(self, queues: Sequence[WorkQueue]) -> None:
+        assert self._connection is not None, "start() the bus first"
+        channel = await self._connection.channel()
+        try:
+            await declare_topology(channel, [])
+            for work in queues:
+                await declare_work_queue(channel, work)
+        finally:
+            await channel.close()
+
+    async def consume_work(self, queue: WorkQueue, handler: WorkHandler, *, concurrency: int) -> RabbitConsumer:
+        assert self._connection is not None, "start() the bus first"
+        await self.declare_work([queue])
+        channel = await self._connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=concurrency)
+        source = await channel.get_queue(queue.queue, ensure=True)
+        running: set[asyncio.Task[None]] = set()
+
+        async def one(message: AbstractIncomingMessage) -> None:
+            envelope = _decoder.decode(message.body)
+            try:
+                outcome = await handler(envelope)
+            except Exception:  # an unexpected failure: retry later, like a retryable one
+                log.exception("work item %s failed", message.message_id)
+                outcome = float(queue.retry_delays[0])
+            try:
+                if outcome == "done":
+                    await message.ack()
+                elif outcome == "dead":
+                    await message.reject(requeue=False)
+                else:
+                    delay_queue, _ = queue.delay_queue(float(outcome))
+                    retry = aio_pika.Message(
+                        body=message.body,
+                        content_type=message.content_type,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        message_id=message.message_id,
+                        type=message.type,
+                        headers=dict(message.headers or {}),
+                    )
+                    await channel.default_exchange.publish(retry, routing_key=delay_queue)
+                    await message.ack()
+            except (aio_pika.exceptions.AMQPError, RuntimeError) as error:
+                log.info("settling %s failed (%s); it will be redelivered", message.message_id, error)
+
+        async def deliver(message: AbstractIncomingMessage) -> None:
+            task = asyncio.create_task(one(message))
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+        tag = await source.consume(deliver, no_ack=False)
+
+        async def run() -> None:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                with contextlib.suppress(Exception):
+                    await source.cancel(tag)
+                for task in running:
+                    task.cancel()
+
+        return RabbitConsumer(channel, asyncio.create_task(run(), name=f"work {queue.queue}"))
+
     async def close(self) -> None:
         if self._connection is not None:
             await self._connection.close()
@@ -160,6 +226,29 @@ def _delivery(message: AbstractIncomingMessage) -> Delivery:
 
 def _returned(_: Any, message: Any) -> None:
     log.warning("message %s was returned unroutable (no queue bound); it stays in the event store", message.message_id)
+
+
+async def declare_work_queue(channel: AbstractChannel, work: WorkQueue) -> None:
+    """The work queue (competing consumers), its delay tiers (TTL, then back to it) and its dead-letter queue."""
+    dlx = await channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+    dead = await channel.declare_queue(f"{work.queue}.dlq", durable=True)
+    await dead.bind(dlx, routing_key=work.queue)
+    queue = await channel.declare_queue(
+        work.queue,
+        durable=True,
+        arguments={"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE, "x-dead-letter-routing-key": work.queue},
+    )
+    await queue.bind(work.exchange, routing_key=work.routing_key)
+    for seconds in work.retry_delays:
+        await channel.declare_queue(
+            f"{work.queue}.delay.{seconds}s",
+            durable=True,
+            arguments={
+                "x-message-ttl": seconds * 1000,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": work.queue,
+            },
+        )
 
 
 async def declare_topology(channel: AbstractChannel, bindings: Sequence[Binding]) -> None:

@@ -28,6 +28,11 @@ class AnthropicMessages:
             )
         return self._clients[url]
 
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
     async def complete(self, request: LlmRequest) -> LlmReply:
         client = self._client(request.base_url)
         system = "\n\n".join(m.content for m in request.messages if m.role == "system")

@@ -29,6 +29,11 @@ class OpenAIChat:
             )
         return self._clients[url]
 
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
     async def complete(self, request: LlmRequest) -> LlmReply:
         client = self._client(request.base_url)
         arguments: dict[str, Any] = {

@@ -53,6 +53,9 @@ class Resilient:
             return min(error.retry_after, self._max_wait)
         return float(self._backoff(state))
 
+    async def close(self) -> None:
+        await self._provider.close()
+
     async def complete(self, request: LlmRequest) -> LlmReply:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
@@ -79,6 +82,10 @@ class Router:
 
     def __init__(self, providers: Mapping[str, LlmProvider]) -> None:
         self._providers = dict(providers)
+
+    async def close(self) -> None:
+        for provider in self._providers.values():
+            await provider.close()
 
     async def complete(self, request: LlmRequest) -> LlmReply:
         name = "openai" if request.provider == "openai_compatible" else request.provider

@@ -16,6 +16,9 @@ class ScriptedProvider:
     def __init__(self, script: Mapping[str, str] | None = None) -> None:
         self._script = dict(script or {})
 
+    async def close(self) -> None:
+        return None
+
     async def complete(self, request: LlmRequest) -> LlmReply:
         prompt = request.messages[-1].content if request.messages else ""
         text = next((reply for phrase, reply in self._script.items() if phrase in prompt), None)

@@ -22,12 +22,12 @@ from datetime import UTC, datetime
 
 import aio_pika
 
-from adapters.bus.rabbitmq import routing_key, to_message
+from adapters.bus.rabbitmq import to_message
 from adapters.relay import envelope_of
 from commands.agents import RegisterAgent, register_agent
 from domain.agents.agent import Agent
 from domain.aggregate import CommandContext
-from domain.envelope import Envelope
+from domain.envelope import Envelope, routing_key
 from ops.bootstrap import Platform, running_workers
 from tests.bench.common import bench_platform, percentile, scratch_schema, scratch_vhost
 from tests.workload import Workload

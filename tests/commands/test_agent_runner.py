@@ -30,6 +30,9 @@ class FailingProvider:
         self.calls = 0
         self.fallback = ScriptedProvider()
 
+    async def close(self) -> None:
+        return None
+
     async def complete(self, request: LlmRequest) -> LlmReply:
         self.calls += 1
         if self.errors:

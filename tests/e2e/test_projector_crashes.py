@@ -10,7 +10,8 @@ import aio_pika
 import msgspec
 import pytest
 
-from adapters.bus.rabbitmq import routing_key, to_message
+from adapters.bus.rabbitmq import to_message
+from domain.envelope import routing_key
 from ops.bootstrap import Platform, running_workers
 from tests.e2e.conftest import load
 from tests.e2e.processes import kill_hard, start_worker, stop, worker_env
