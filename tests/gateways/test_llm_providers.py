@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -17,18 +17,25 @@ from tests.gateways.fake_llm import FakeLlmServer
 MESSAGES = [ChatMessage("system", "Be brief."), ChatMessage("user", "Say hello to the team")]
 
 
+OPENED: list[LlmProvider] = []
+
+
 @pytest.fixture
-def server() -> Iterator[FakeLlmServer]:
+async def server() -> AsyncIterator[FakeLlmServer]:
     made = FakeLlmServer()
     yield made
+    while OPENED:  # the SDK clients hold connections: close them before the loop ends
+        await OPENED.pop().close()
     made.stop()
 
 
 def providers(server: FakeLlmServer) -> dict[str, LlmProvider]:
-    return {
+    made: dict[str, LlmProvider] = {
         "openai": OpenAIChat(api_key="test-key", base_url=f"{server.url}/v1", timeout=5),
         "anthropic": AnthropicMessages(api_key="test-key", base_url=server.url, timeout=5),
     }
+    OPENED.extend(made.values())
+    return made
 
 
 def request(provider: str, *, stream: bool = False, model: str = "model-a") -> LlmRequest:
@@ -126,6 +133,7 @@ async def test_a_fallback_chain_answers_when_the_first_provider_fails(server: Fa
 
 async def test_an_openai_compatible_server_is_reached_through_its_base_url(server: FakeLlmServer) -> None:
     router = Router({"openai": OpenAIChat(api_key="unused", base_url="http://127.0.0.1:9/v1", timeout=5)})
+    OPENED.append(router)
     compatible = LlmRequest(
         provider="openai_compatible", model="llama3", messages=MESSAGES, base_url=f"{server.url}/v1"
     )
