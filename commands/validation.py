@@ -8,10 +8,11 @@ import msgspec
 
 from commands.ports import EventStore
 from commands.results import CommandResult
+from commands.rule_evaluation import evaluate_rules, schema_problems
 from commands.unit_of_work import change, create, load, new_aggregate_id
 from domain.aggregate import CommandContext
-from domain.validation.rules import LOCAL_KINDS, evaluate
-from domain.validation.ruleset import Rule, RuleSet
+from domain.validation.errors import InvalidRuleSet
+from domain.validation.ruleset import Rule, RuleSet, ruleset_problems
 from domain.validation.scoring import RuleResult
 from domain.validation.validation import Validation
 
@@ -45,6 +46,7 @@ class CompleteValidation(msgspec.Struct, frozen=True, kw_only=True):
 
 async def define_ruleset(store: EventStore, ctx: CommandContext, cmd: DefineRuleSet) -> CommandResult:
     """Defines a rule set at version 1."""
+    check_rules(cmd.rules, cmd.threshold)
     ruleset, event = RuleSet.define(
         ctx,
         new_aggregate_id(ctx, RuleSet, cmd.idempotency_key),
@@ -57,6 +59,7 @@ async def define_ruleset(store: EventStore, ctx: CommandContext, cmd: DefineRule
 
 async def revise_ruleset(store: EventStore, ctx: CommandContext, cmd: ReviseRuleSet) -> CommandResult:
     """Publishes a new version of a rule set."""
+    check_rules(cmd.rules, cmd.threshold)
     return await change(
         store,
         RuleSet,
@@ -93,5 +96,12 @@ async def complete_validation(store: EventStore, ctx: CommandContext, cmd: Compl
 
 
 def evaluate_local_rules(rules: list[Rule], output: str) -> list[RuleResult]:
-    """Results of the rules that need only the text; the others are left to their workers."""
-    return [evaluate(rule, output) for rule in rules if rule.kind in LOCAL_KINDS]
+    """Results of the rules that need no LLM (text rules and JSON schemas); `llm_judge` is left to its worker."""
+    return evaluate_rules(rules, output)
+
+
+def check_rules(rules: list[Rule], threshold: float) -> None:
+    """The model's checks plus the JSON schemas' validity, every problem listed in one refusal."""
+    problems = ruleset_problems(rules, threshold) + schema_problems(rules)
+    if problems:
+        raise InvalidRuleSet(problems)
