@@ -26,7 +26,11 @@ GENESIS = bytes(32)
 
 
 class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """The canonical form of one audited event; its JSON bytes are what the chain hashes."""
+    """The canonical form of one audited event; its JSON bytes are what the chain hashes.
+
+    It mirrors the wire `Envelope` on purpose but stays apart from it: the hashed form must not change when
+    the wire format gains a field.
+    """
 
     position: int
     event_id: UUID

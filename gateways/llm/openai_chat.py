@@ -8,6 +8,7 @@ from typing import Any
 import openai
 
 from commands.llm import LlmError, LlmReply, LlmRequest
+from gateways.llm.clients import ClientsByBaseUrl
 from gateways.llm.errors import from_status
 
 
@@ -15,27 +16,16 @@ class OpenAIChat:
     name = "openai"
 
     def __init__(self, *, api_key: str, base_url: str | None = None, timeout: float = 60.0) -> None:
-        self._api_key = api_key
-        self._timeout = timeout
-        self._clients: dict[str | None, openai.AsyncOpenAI] = {}
-        self._default_base_url = base_url
-
-    def _client(self, base_url: str | None) -> openai.AsyncOpenAI:
-        url = base_url or self._default_base_url
-        if url not in self._clients:
-            # Retries are ours (with the circuit breaker), not the SDK's.
-            self._clients[url] = openai.AsyncOpenAI(
-                api_key=self._api_key, base_url=url, timeout=self._timeout, max_retries=0
-            )
-        return self._clients[url]
+        # Retries are ours (with the circuit breaker), not the SDK's.
+        self._clients = ClientsByBaseUrl(
+            lambda url: openai.AsyncOpenAI(api_key=api_key, base_url=url, timeout=timeout, max_retries=0), base_url
+        )
 
     async def close(self) -> None:
-        for client in self._clients.values():
-            await client.close()
-        self._clients.clear()
+        await self._clients.close()
 
     async def complete(self, request: LlmRequest) -> LlmReply:
-        client = self._client(request.base_url)
+        client = self._clients.get(request.base_url)
         arguments: dict[str, Any] = {
             "model": request.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
