@@ -14,6 +14,7 @@ from domain.agents.agent import Agent
 from domain.agents.agent_run import AgentRun, ChatMessage
 from domain.agents.errors import InvalidRunTransition
 from domain.aggregate import CommandContext
+from domain.events import StepRef
 
 
 class RegisterAgent(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,6 +47,7 @@ class RequestAgentRun(msgspec.Struct, frozen=True, kw_only=True):
     prompt: str
     context_id: UUID | None = None
     idempotency_key: str | None = None
+    workflow_step: StepRef | None = None
 
 
 class StartRunAttempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -142,6 +144,7 @@ async def request_agent_run(store: EventStore, ctx: CommandContext, cmd: Request
         max_tokens=agent.max_tokens,
         messages=messages,
         context_id=cmd.context_id,
+        workflow_step=cmd.workflow_step,
     )
     return await create(store, run, event)
 

@@ -11,6 +11,7 @@ from commands.results import CommandResult
 from commands.rule_evaluation import evaluate_rules, schema_problems
 from commands.unit_of_work import change, create, load, new_aggregate_id
 from domain.aggregate import CommandContext
+from domain.events import StepRef
 from domain.validation.errors import InvalidRuleSet
 from domain.validation.ruleset import Rule, RuleSet, ruleset_problems
 from domain.validation.scoring import RuleResult
@@ -37,6 +38,7 @@ class RequestValidation(msgspec.Struct, frozen=True, kw_only=True):
     subject_id: str
     output: str
     idempotency_key: str | None = None
+    workflow_step: StepRef | None = None
 
 
 class CompleteValidation(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,6 +82,7 @@ async def request_validation(store: EventStore, ctx: CommandContext, cmd: Reques
         subject_type=cmd.subject_type,
         subject_id=cmd.subject_id,
         output=cmd.output,
+        workflow_step=cmd.workflow_step,
     )
     return await create(store, validation, event)
 

@@ -19,6 +19,14 @@ class EventMetadata(msgspec.Struct, frozen=True, kw_only=True):
     traceparent: str = ""
 
 
+class StepRef(msgspec.Struct, frozen=True, kw_only=True):
+    """The workflow step (and its attempt) on whose behalf a run or a validation was requested."""
+
+    instance_id: UUID
+    step_id: str
+    attempt: int
+
+
 class DomainEvent(msgspec.Struct, frozen=True, kw_only=True):
     """A business fact that happened to one aggregate, at one version of it.
 

@@ -14,7 +14,7 @@ import msgspec
 
 from domain.agents.errors import InvalidRunTransition
 from domain.aggregate import Aggregate, CommandContext
-from domain.events import DomainEvent
+from domain.events import DomainEvent, StepRef
 
 RunStatus = Literal["requested", "running", "succeeded", "failed", "cancelled"]
 AttemptStatus = Literal["open", "failed", "succeeded", "abandoned"]
@@ -47,6 +47,7 @@ class AgentRunRequested(DomainEvent, frozen=True, kw_only=True):
     max_tokens: int
     messages: list[ChatMessage]
     context_id: UUID | None = None
+    workflow_step: StepRef | None = None
 
 
 class AttemptStarted(DomainEvent, frozen=True, kw_only=True):
@@ -91,6 +92,7 @@ class AgentRun(Aggregate, kw_only=True):
     max_tokens: int
     messages: list[ChatMessage]
     context_id: UUID | None
+    workflow_step: StepRef | None
     correlation_id: UUID  # of the request: the worker's events join the same conversation
     status: RunStatus = "requested"
     attempts: list[Attempt] = msgspec.field(default_factory=list)
@@ -114,6 +116,7 @@ class AgentRun(Aggregate, kw_only=True):
         max_tokens: int,
         messages: list[ChatMessage],
         context_id: UUID | None = None,
+        workflow_step: StepRef | None = None,
     ) -> tuple[Self, AgentRunRequested]:
         if not messages or messages[-1].role != "user":
             raise InvalidRunTransition("a run needs messages that end with the user's prompt")
@@ -129,6 +132,7 @@ class AgentRun(Aggregate, kw_only=True):
             max_tokens=max_tokens,
             messages=messages,
             context_id=context_id,
+            workflow_step=workflow_step,
         )
 
     def start_attempt(self, ctx: CommandContext, *, provider: str, model: str) -> list[DomainEvent]:
@@ -209,6 +213,7 @@ class AgentRun(Aggregate, kw_only=True):
             max_tokens=event.max_tokens,
             messages=list(event.messages),
             context_id=event.context_id,
+            workflow_step=event.workflow_step,
             correlation_id=event.metadata.correlation_id,
         )
 

