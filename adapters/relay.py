@@ -1,7 +1,7 @@
 """The relay: publishes the event store's log to the bus, in position order, at least once.
 
-One relay is active per database (a PostgreSQL advisory lock held on its own connection); others
-wait and take over when its connection dies. It reads after its last confirmed position, publishes
+One relay is active per event store, database and schema (a PostgreSQL advisory lock held on its own
+connection); others wait and take over when its connection dies. It reads after its last confirmed position, publishes
 a batch with publisher confirms, and records the new position only after every message of the
 batch is confirmed. It sleeps on the store's NOTIFY (with a periodic poll as a backstop) instead of
 polling in a tight loop. Any failure — broker or database — ends the run; `run_forever` starts it
@@ -27,7 +27,7 @@ from domain.envelope import Envelope, event_id_of
 from projections.projection import Recorded
 
 log = logging.getLogger(__name__)
-LOCK_KEY = 0x61697770_72656C79  # "aiwprely"
+LOCK_CLASS = 0x61697770  # "aiwp"; the second key is the schema's hash: one relay per event store
 POLL_SECONDS = 1.0
 
 
@@ -93,7 +93,7 @@ class Relay:
     async def run(self, stop: asyncio.Event) -> None:
         conn: asyncpg.Connection = await self._connect()
         try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext(current_schema()))", LOCK_CLASS):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), POLL_SECONDS)
                 if stop.is_set():

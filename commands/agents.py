@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -10,7 +11,7 @@ import msgspec
 from commands.ports import EventStore
 from commands.results import CommandResult
 from commands.unit_of_work import change, create, load, new_aggregate_id
-from domain.agents.agent import Agent
+from domain.agents.agent import Agent, Fallback
 from domain.agents.agent_run import AgentRun, ChatMessage
 from domain.agents.errors import InvalidRunTransition
 from domain.aggregate import CommandContext
@@ -24,6 +25,9 @@ class RegisterAgent(msgspec.Struct, frozen=True, kw_only=True):
     system_prompt: str = ""
     temperature: float = 0.2
     max_tokens: int = 1024
+    base_url: str | None = None
+    fallbacks: list[Fallback] = msgspec.field(default_factory=list)
+    json_output: bool = False
     idempotency_key: str | None = None
 
 
@@ -34,6 +38,9 @@ class ReconfigureAgent(msgspec.Struct, frozen=True, kw_only=True):
     system_prompt: str
     temperature: float
     max_tokens: int
+    base_url: str | None = None
+    fallbacks: list[Fallback] = msgspec.field(default_factory=list)
+    json_output: bool = False
     expected_version: int | None = None
 
 
@@ -71,6 +78,9 @@ class CompleteAgentRun(msgspec.Struct, frozen=True, kw_only=True):
     tokens_out: int
     cost: Decimal
     provider_request_id: str = ""
+    provider: str = ""  # the one that answered, when a fallback did
+    model: str = ""
+    fallback_errors: list[str] = msgspec.field(default_factory=list)
 
 
 class FailAgentRun(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,6 +91,12 @@ class FailAgentRun(msgspec.Struct, frozen=True, kw_only=True):
 class CancelAgentRun(msgspec.Struct, frozen=True, kw_only=True):
     run_id: UUID
     reason: str = "cancelled by request"
+
+
+class RefuseAgentRun(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: UUID
+    reason: str
+    retry_at: datetime | None = None
 
 
 async def register_agent(store: EventStore, ctx: CommandContext, cmd: RegisterAgent) -> CommandResult:
@@ -94,6 +110,9 @@ async def register_agent(store: EventStore, ctx: CommandContext, cmd: RegisterAg
         system_prompt=cmd.system_prompt,
         temperature=cmd.temperature,
         max_tokens=cmd.max_tokens,
+        base_url=cmd.base_url,
+        fallbacks=cmd.fallbacks,
+        json_output=cmd.json_output,
     )
     return await create(store, agent, event)
 
@@ -112,6 +131,9 @@ async def reconfigure_agent(store: EventStore, ctx: CommandContext, cmd: Reconfi
             system_prompt=cmd.system_prompt,
             temperature=cmd.temperature,
             max_tokens=cmd.max_tokens,
+            base_url=cmd.base_url,
+            fallbacks=cmd.fallbacks,
+            json_output=cmd.json_output,
         ),
         expected_version=cmd.expected_version,
     )
@@ -145,6 +167,9 @@ async def request_agent_run(store: EventStore, ctx: CommandContext, cmd: Request
         messages=messages,
         context_id=cmd.context_id,
         workflow_step=cmd.workflow_step,
+        base_url=agent.base_url,
+        fallbacks=agent.fallbacks,
+        json_output=agent.json_output,
     )
     return await create(store, run, event)
 
@@ -184,6 +209,9 @@ async def complete_agent_run(store: EventStore, ctx: CommandContext, cmd: Comple
             tokens_out=cmd.tokens_out,
             cost=cmd.cost,
             provider_request_id=cmd.provider_request_id,
+            provider=cmd.provider,
+            model=cmd.model,
+            fallback_errors=cmd.fallback_errors,
         ),
     )
 
@@ -196,3 +224,10 @@ async def fail_agent_run(store: EventStore, ctx: CommandContext, cmd: FailAgentR
 async def cancel_agent_run(store: EventStore, ctx: CommandContext, cmd: CancelAgentRun) -> CommandResult:
     """Cancels a run that has not finished."""
     return await change(store, AgentRun, cmd.run_id, ctx, lambda run: run.cancel(ctx, reason=cmd.reason))
+
+
+async def refuse_agent_run(store: EventStore, ctx: CommandContext, cmd: RefuseAgentRun) -> CommandResult:
+    """Refuses a run that its tenant's budget cannot pay for, saying when the budget resets."""
+    return await change(
+        store, AgentRun, cmd.run_id, ctx, lambda run: run.refuse(ctx, reason=cmd.reason, retry_at=cmd.retry_at)
+    )

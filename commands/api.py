@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -23,11 +24,12 @@ from litestar.exceptions import ClientException, HTTPException, ValidationExcept
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
-from commands import access, agents, validation, workflows
+from commands import access, agents, budgets, validation, workflows
 from commands.errors import ConcurrencyError
 from commands.ports import EventStore, IdempotencyStore, Replay
 from commands.results import CommandResult
 from domain.access.roles import Principal
+from domain.agents.agent import Fallback
 from domain.aggregate import CommandContext
 from domain.validation.ruleset import Rule
 from domain.workflows.definition import WorkflowDefinition
@@ -35,11 +37,20 @@ from domain.workflows.definition import WorkflowDefinition
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Text = Annotated[str, msgspec.Meta(max_length=200_000)]
 Identifier = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_\-]{0,62}$")]
+BaseUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s]+$", max_length=2_000)]
+TokenLimit = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
+CostLimit = Annotated[str, msgspec.Meta(pattern=r"^\d{1,12}(\.\d{1,8})?$", description='a decimal, e.g. "12.50"')]
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 class Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Request bodies refuse fields they do not know — a body cannot set its own tenant or role."""
+
+
+class FallbackBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    provider: Literal["openai", "anthropic", "openai_compatible", "scripted"]
+    model: Name
+    base_url: BaseUrl | None = None
 
 
 class AgentBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -49,6 +60,9 @@ class AgentBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
     system_prompt: Text = ""
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] = 0.2
     max_tokens: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1024
+    base_url: BaseUrl | None = None
+    fallbacks: Annotated[list[FallbackBody], msgspec.Meta(max_length=5)] = []
+    json_output: bool = False
 
 
 class AgentChangeBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -57,6 +71,18 @@ class AgentChangeBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     system_prompt: Text = ""
     temperature: Annotated[float, msgspec.Meta(ge=0, le=2)] = 0.2
     max_tokens: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 1024
+    base_url: BaseUrl | None = None
+    fallbacks: Annotated[list[FallbackBody], msgspec.Meta(max_length=5)] = []
+    json_output: bool = False
+
+
+class BudgetBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Limits per UTC day and month; an absent or null limit does not limit. Costs in the price table's currency."""
+
+    tokens_per_day: TokenLimit | None = None
+    tokens_per_month: TokenLimit | None = None
+    cost_per_day: CostLimit | None = None
+    cost_per_month: CostLimit | None = None
 
 
 class AgentRunBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -275,7 +301,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
     @post("/agents", status_code=201, summary="Register an agent", guards=guards)
     async def create_agent(request: Request[Any, Any, Any], data: JSONBody[AgentBody]) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
-            command = agents.RegisterAgent(**msgspec.structs.asdict(data))
+            command = agents.RegisterAgent(**agent_config(data))
             return created(await agents.register_agent(api.store, api.context(request), command), "/v1/agents")
 
         return await api.answer(request, run)
@@ -290,9 +316,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
                 lambda expected: agents.reconfigure_agent(
                     api.store,
                     api.context(request),
-                    agents.ReconfigureAgent(
-                        agent_id=agent_id, expected_version=expected, **msgspec.structs.asdict(data)
-                    ),
+                    agents.ReconfigureAgent(agent_id=agent_id, expected_version=expected, **agent_config(data)),
                 ),
             )
 
@@ -422,7 +446,10 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
     ) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = workflows.SignalWorkflowInstance(
-                instance_id=instance_id, name=name, payload=data.payload if data else {}
+                instance_id=instance_id,
+                name=name,
+                payload=data.payload if data else {},
+                roles=sorted(request.user.roles),  # an approval step checks who answers it
             )
             return await changed(
                 request, lambda _: workflows.signal_workflow_instance(api.store, api.context(request), command), 202
@@ -517,6 +544,41 @@ def bff_command_api(api: CommandApi, find_template: TemplateByName, guards: list
         return await api.answer(request, run)
 
     return [execute]
+
+
+def budget_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
+    """Setting the tenant's budget (admins only)."""
+
+    @put("/budget", summary="Set this tenant's token and cost budget per day and month (If-Match)", guards=guards)
+    async def set_budget(request: Request[Any, Any, Any], data: JSONBody[BudgetBody]) -> Response[Accepted]:
+        def cost(value: str | None) -> Decimal | None:
+            return None if value is None else Decimal(value)
+
+        async def run() -> tuple[int, Accepted, dict[str, str]]:
+            return await changed(
+                request,
+                lambda expected: budgets.set_budget(
+                    api.store,
+                    api.context(request),
+                    budgets.SetBudget(
+                        tokens_per_day=data.tokens_per_day,
+                        tokens_per_month=data.tokens_per_month,
+                        cost_per_day=cost(data.cost_per_day),
+                        cost_per_month=cost(data.cost_per_month),
+                        expected_version=expected,
+                    ),
+                ),
+            )
+
+        return await api.answer(request, run)
+
+    return [set_budget]
+
+
+def agent_config(body: AgentBody | AgentChangeBody) -> dict[str, Any]:
+    """The body's configuration as the command takes it: fallbacks as the domain's value objects."""
+    fields = msgspec.structs.asdict(body)
+    return fields | {"fallbacks": [Fallback(**msgspec.structs.asdict(f)) for f in body.fallbacks]}
 
 
 def rules_of(body: RuleSetBody) -> list[Rule]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import msgspec
@@ -54,3 +55,14 @@ class LlmProvider(Protocol):
     async def close(self) -> None:
         """Releases the provider's connections."""
         ...
+
+
+async def complete_with_fallback(provider: LlmProvider, chain: Sequence[LlmRequest]) -> tuple[LlmReply, list[LlmError]]:
+    """Tries each request of the chain (the agent's provider, then its fallbacks) until one answers."""
+    failures: list[LlmError] = []
+    for request in chain:
+        try:
+            return await provider.complete(request), failures
+        except LlmError as error:
+            failures.append(error)
+    raise failures[-1] if failures else LlmError("no provider to call", retryable=False)

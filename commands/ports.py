@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Literal, Protocol, TypeVar
 from uuid import UUID
 
@@ -54,4 +55,25 @@ class IdempotencyStore(Protocol):
 
     async def release(self, tenant_id: str, key: str) -> None:
         """Forgets a claim whose request failed, so that a retry runs again."""
+        ...
+
+
+class Names(Protocol):
+    """Finds an aggregate of a tenant by the name it was registered with (read from the read models)."""
+
+    async def agent(self, tenant_id: str, name: str) -> UUID | None:
+        """The active agent of that name, or None."""
+        ...
+
+    async def ruleset(self, tenant_id: str, name: str) -> UUID | None:
+        """The rule set of that name (the newest, if several), or None."""
+        ...
+
+
+class Timers(Protocol):
+    """Durable wake-ups: an instance is reconciled at (or soon after) each time scheduled for it,
+    even if every process was down when it came due."""
+
+    async def schedule(self, tenant_id: str, instance_id: UUID, due_at: datetime) -> None:
+        """Idempotent: the same (instance, time) is kept once."""
         ...

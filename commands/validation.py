@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from uuid import UUID
 
 import msgspec
@@ -44,6 +45,30 @@ class RequestValidation(msgspec.Struct, frozen=True, kw_only=True):
 class CompleteValidation(msgspec.Struct, frozen=True, kw_only=True):
     validation_id: UUID
     results: list[RuleResult]
+
+
+class RecordJudgement(msgspec.Struct, frozen=True, kw_only=True):
+    validation_id: UUID
+    rule_id: str
+    agent_id: UUID
+    agent_config_version: int
+    provider: str
+    model: str
+    tokens_in: int
+    tokens_out: int
+    cost: Decimal
+    latency_ms: int
+    reply: str
+
+
+class RecordJudgeFailure(msgspec.Struct, frozen=True, kw_only=True):
+    validation_id: UUID
+    rule_id: str
+    agent_id: UUID
+    provider: str
+    model: str
+    error: str
+    retryable: bool
 
 
 async def define_ruleset(store: EventStore, ctx: CommandContext, cmd: DefineRuleSet) -> CommandResult:
@@ -95,6 +120,24 @@ async def complete_validation(store: EventStore, ctx: CommandContext, cmd: Compl
         cmd.validation_id,
         ctx,
         lambda validation: validation.complete(ctx, results=cmd.results),
+    )
+
+
+async def record_judgement(store: EventStore, ctx: CommandContext, cmd: RecordJudgement) -> CommandResult:
+    """Records a judge's reply to an `llm_judge` rule, with the call's usage and cost."""
+    call = msgspec.structs.asdict(cmd)
+    del call["validation_id"]
+    return await change(
+        store, Validation, cmd.validation_id, ctx, lambda validation: validation.record_judgement(ctx, **call)
+    )
+
+
+async def record_judge_failure(store: EventStore, ctx: CommandContext, cmd: RecordJudgeFailure) -> CommandResult:
+    """Records a call to a judge that got no reply."""
+    call = msgspec.structs.asdict(cmd)
+    del call["validation_id"]
+    return await change(
+        store, Validation, cmd.validation_id, ctx, lambda validation: validation.record_judge_failure(ctx, **call)
     )
 
 

@@ -9,9 +9,11 @@ import msgspec
 
 from commands.ports import EventStore
 from commands.results import CommandResult
+from commands.templates import template_problems
 from commands.unit_of_work import change, create, load, new_aggregate_id
 from domain.aggregate import CommandContext
-from domain.workflows.definition import WorkflowDefinition
+from domain.workflows.definition import WorkflowDefinition, definition_problems
+from domain.workflows.errors import InvalidWorkflowDefinition
 from domain.workflows.instance import WorkflowInstance
 from domain.workflows.template import WorkflowTemplate
 
@@ -71,6 +73,7 @@ class SignalWorkflowInstance(msgspec.Struct, frozen=True, kw_only=True):
     instance_id: UUID
     name: str
     payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    roles: list[str] = msgspec.field(default_factory=list)  # of the sender
 
 
 class CancelWorkflowInstance(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,10 +81,18 @@ class CancelWorkflowInstance(msgspec.Struct, frozen=True, kw_only=True):
     reason: str = "cancelled by request"
 
 
+def check_workflow(definition: WorkflowDefinition) -> None:
+    """The model's checks plus the templates' syntax, every problem listed in one refusal."""
+    problems = definition_problems(definition) + template_problems(definition)
+    if problems:
+        raise InvalidWorkflowDefinition(problems)
+
+
 async def register_workflow_template(
     store: EventStore, ctx: CommandContext, cmd: RegisterWorkflowTemplate
 ) -> CommandResult:
     """Registers a workflow template at version 1."""
+    check_workflow(cmd.definition)
     template, event = WorkflowTemplate.register(
         ctx, new_aggregate_id(ctx, WorkflowTemplate, cmd.idempotency_key), name=cmd.name, definition=cmd.definition
     )
@@ -92,6 +103,7 @@ async def revise_workflow_template(
     store: EventStore, ctx: CommandContext, cmd: ReviseWorkflowTemplate
 ) -> CommandResult:
     """Publishes a new version of a template's definition; running instances keep theirs."""
+    check_workflow(cmd.definition)
     return await change(
         store,
         WorkflowTemplate,
@@ -180,7 +192,7 @@ async def signal_workflow_instance(
         WorkflowInstance,
         cmd.instance_id,
         ctx,
-        lambda instance: instance.receive_signal(ctx, name=cmd.name, payload=cmd.payload),
+        lambda instance: instance.receive_signal(ctx, name=cmd.name, payload=cmd.payload, roles=cmd.roles),
     )
 
 

@@ -11,6 +11,8 @@ from functools import cache
 from domain.access.api_key import ApiKey
 from domain.agents.agent import Agent
 from domain.agents.agent_run import AgentRun
+from domain.agents.budget import Budget
+from domain.agents.budget_ledger import BudgetLedger
 from domain.aggregate import Aggregate
 from domain.events import DomainEvent
 from domain.validation.ruleset import RuleSet
@@ -21,6 +23,8 @@ from domain.workflows.template import WorkflowTemplate
 AGGREGATES: tuple[type[Aggregate], ...] = (
     Agent,
     AgentRun,
+    Budget,
+    BudgetLedger,
     WorkflowTemplate,
     WorkflowInstance,
     RuleSet,

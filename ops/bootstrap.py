@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from adapters.bus.in_process import InProcessBus
-from adapters.bus.port import AGENT_WORK, Binding, Consumer, EventBus, WorkOutcome
+from adapters.bus.port import AGENT_WORK, VALIDATION_WORK, Binding, Consumer, EventBus, WorkOutcome
 from adapters.bus.rabbitmq import RabbitBus
 from adapters.embedded_postgres import EmbeddedPostgres
 from adapters.event_store.application import StoreApplication, postgres_env
@@ -23,17 +23,25 @@ from adapters.event_store.log_reader import LogReader
 from adapters.event_store.mapper import MsgspecMapper
 from adapters.event_store.store import EventSourcedStore
 from adapters.migrations import apply_migrations
+from adapters.names import ReadModelNames
+from adapters.orchestration import ORCHESTRATOR_BINDING, run_orchestrator
 from adapters.postgres import connect, create_pool
 from adapters.projector import Projector, run_projector
 from adapters.relay import Relay
+from adapters.timers import PostgresTimers
 from commands.agent_runner import WORKER, AgentRunner
+from commands.budgets import TenantBudgets
 from commands.llm import LlmProvider
+from commands.orchestrator import Orchestrator
+from commands.validation_runner import WORKER as VALIDATION_WORKER
+from commands.validation_runner import ValidationRunner
 from domain.aggregate import CommandContext
 from domain.envelope import Envelope
 from ops.llm import build_llm, build_secrets
 from ops.prices import price_table
 from ops.settings import Settings
 from projections.catalog import PROJECTIONS
+from projections.workflow_instances import unfinished_instances
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,10 @@ class Platform:
     projectors: dict[str, Projector] = field(default_factory=dict)
     llm: LlmProvider | None = None
 
+    @property
+    def names(self) -> ReadModelNames:
+        return ReadModelNames(self.pool)
+
     def agent_runner(self) -> AgentRunner:
         assert self.llm is not None, "open the platform with its LLM providers"
 
@@ -62,7 +74,50 @@ class Platform:
             llm=self.llm,
             prices=price_table(self.settings.prices),
             context=context,
+            budgets=TenantBudgets(self.store),
             max_attempts=self.settings.agent_max_attempts,
+        )
+
+    def orchestrator(self) -> Orchestrator:
+        return Orchestrator(
+            store=self.store,
+            names=self.names,
+            timers=PostgresTimers(self.pool),
+            clock=lambda: datetime.now(UTC),
+            concurrency=self.settings.orchestrator_concurrency,
+        )
+
+    async def run_orchestrator(self, stop: asyncio.Event) -> None:
+        """The orchestrator until `stop`; it first waits for the instances' read model to catch up,
+        so that its sweep sees every unfinished instance."""
+
+        async def unfinished() -> list[UUID]:
+            async with self.pool.acquire() as conn:
+                head = await self.reader.head(conn)
+            await self.projectors["workflow_instances"].wait_for(head, timeout=60.0)
+            async with self.pool.acquire() as conn:
+                return await unfinished_instances(conn)
+
+        await run_orchestrator(self.orchestrator(), self.bus, PostgresTimers(self.pool), stop, unfinished=unfinished)
+
+    def validation_runner(self) -> ValidationRunner:
+        assert self.llm is not None, "open the platform with its LLM providers"
+        settings = self.settings
+
+        def context(tenant_id: str, correlation_id: UUID) -> CommandContext:
+            return self.context(tenant_id=tenant_id, actor=VALIDATION_WORKER, correlation_id=correlation_id)
+
+        async def agents_seen(position: int) -> bool:
+            return await self.projectors["agents"].wait_for(position, settings.judge_lookup_wait_seconds)
+
+        return ValidationRunner(
+            store=self.store,
+            llm=self.llm,
+            names=self.names,
+            prices=price_table(settings.prices),
+            context=context,
+            agents_seen=agents_seen,
+            max_judge_attempts=settings.judge_max_attempts,
         )
 
     def context(
@@ -149,10 +204,13 @@ async def open_platform(settings: Settings, environ: Mapping[str, str] | None = 
                 name: Projector(projection, pool, reader, batch_size=settings.projector_batch)
                 for name, projection in PROJECTIONS.items()
             }
+            # every consumer queue exists (and buffers) before any relay publishes
             await bus.start(
                 [Binding.for_projection(p.name, p.projection.context) for p in platform.projectors.values()]
+                + [ORCHESTRATOR_BINDING]
             )
-            await bus.declare_work([AGENT_WORK])  # before any relay publishes, so runs are never unroutable
+            # before any relay publishes, so runs and validations are never unroutable
+            await bus.declare_work([AGENT_WORK, VALIDATION_WORK])
             platform.llm = await build_llm(settings, build_secrets(settings, environ or {}))
             stack.push_async_callback(platform.llm.close)
             yield platform
@@ -163,7 +221,13 @@ async def open_platform(settings: Settings, environ: Mapping[str, str] | None = 
 
 @asynccontextmanager
 async def running_workers(
-    platform: Platform, *, relay: bool = True, projections: Sequence[str] | None = None, agents: bool = False
+    platform: Platform,
+    *,
+    relay: bool = True,
+    projections: Sequence[str] | None = None,
+    agents: bool = False,
+    validation: bool = False,
+    orchestrator: bool = False,
 ) -> AsyncIterator[asyncio.Event]:
     """Runs the relay and projectors as tasks for the duration of the block; yields their stop signal."""
     stop = asyncio.Event()
@@ -185,9 +249,13 @@ async def running_workers(
                 name=f"projector {name}",
             )
         )
+    if orchestrator:
+        tasks.append(asyncio.create_task(platform.run_orchestrator(stop), name="orchestrator"))
     consumers = []
     if agents:
         consumers.append(await start_agent_worker(platform))
+    if validation:
+        consumers.append(await start_validation_worker(platform))
     try:
         yield stop
     finally:
@@ -208,3 +276,20 @@ async def start_agent_worker(platform: Platform) -> Consumer:
         return "done"
 
     return await platform.bus.consume_work(AGENT_WORK, handle, concurrency=platform.settings.agent_concurrency)
+
+
+async def start_validation_worker(platform: Platform) -> Consumer:
+    """Competing consumer of `validation.commands`: one evaluation per delivery, judge retries through delay queues."""
+    runner = platform.validation_runner()
+
+    async def handle(envelope: Envelope) -> WorkOutcome:
+        result = await runner.execute(envelope.stream_id)
+        if result.outcome == "retry":
+            return result.retry_after or 1.0
+        if result.outcome == "dead":
+            return "dead"
+        return "done"
+
+    return await platform.bus.consume_work(
+        VALIDATION_WORK, handle, concurrency=platform.settings.validation_concurrency
+    )

@@ -50,19 +50,27 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at deb
 
 @app.command()
 def demo() -> None:
-    """Run one support-triage workflow on the embedded platform and print every event it wrote.
+    """Run examples/support-triage.yaml on the embedded platform, live: steps, retries, approval, outputs, cost.
 
     Example: aiwp demo
     """
     settings = load_settings()
-    from ops.demo import print_read_models, run_demo
+    from ops.demo import REPLIES_FILE, agent_provider, print_read_models, run_demo
+
+    chosen = (
+        settings if settings.scripted_replies else msgspec.structs.replace(settings, scripted_replies=str(REPLIES_FILE))
+    )
 
     async def go() -> None:
-        async with open_platform(settings, os.environ) as platform, running_workers(platform):
+        async with (
+            open_platform(chosen, os.environ) as platform,
+            running_workers(platform, agents=True, validation=True, orchestrator=True),
+        ):
             where = redact(platform.database_url) if settings.database_url else f"embedded in {settings.data_dir}"
             bus = "RabbitMQ" if settings.amqp_url else "in-process bus"
-            console.print(f"[dim]event store: PostgreSQL {where}; {bus}[/dim]")
-            instance_id, position = await run_demo(platform, console)
+            provider = "/".join(agent_provider(os.environ))
+            console.print(f"[dim]event store: PostgreSQL {where}; {bus}; agents on {provider}[/dim]")
+            instance_id, position = await run_demo(platform, console, os.environ)
             if not await platform.wait_for(position, timeout=30):
                 raise RuntimeError(f"the projections did not reach position {position} within 30 s")
             await print_read_models(platform, console, instance_id)
@@ -70,7 +78,10 @@ def demo() -> None:
     asyncio.run(go())
 
 
-worker = typer.Typer(help="Long-running workers: the relay and the projectors.", no_args_is_help=True)
+worker = typer.Typer(
+    help="Long-running workers: the relay, the projectors, the orchestrator, the agent and validation workers.",
+    no_args_is_help=True,
+)
 projections_app = typer.Typer(help="Inspect and steer the projections.", no_args_is_help=True)
 app.add_typer(worker, name="worker")
 app.add_typer(projections_app, name="projections")
@@ -123,7 +134,7 @@ def run_http(parts: Sequence[Part], host: str, port: int, *, workers: bool) -> N
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
                 if workers:
-                    async with running_workers(platform, agents=True):
+                    async with running_workers(platform, agents=True, validation=True, orchestrator=True):
                         announce(platform, parts, host, port, workers=True)
                         await server.serve()
                 else:
@@ -145,7 +156,7 @@ def announce(platform: Platform, parts: Sequence[Part], host: str, port: int, *,
 
 @app.command()
 def serve(host: Host = "127.0.0.1", port: Port = 8080) -> None:
-    """Run the whole platform in one process: the three APIs, the relay and every projector.
+    """Run the whole platform in one process: the three APIs, the relay, every projector and the workers.
 
     Example: aiwp serve --port 8080
     """
@@ -241,6 +252,34 @@ def worker_agents() -> None:
 
     async def work(platform: Platform, stop: asyncio.Event) -> None:
         async with running_workers(platform, relay=False, projections=[], agents=True):
+            await stop.wait()
+
+    run_until_signalled(work)
+
+
+@worker.command("validation")
+def worker_validation() -> None:
+    """Evaluate requested validations from `validation.commands`, `llm_judge` rules included (competing consumers).
+
+    Example: OPENAI_API_KEY=... AIWP_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ aiwp worker validation
+    """
+
+    async def work(platform: Platform, stop: asyncio.Event) -> None:
+        async with running_workers(platform, relay=False, projections=[], validation=True):
+            await stop.wait()
+
+    run_until_signalled(work)
+
+
+@worker.command("orchestrator")
+def worker_orchestrator() -> None:
+    """Move workflow instances forward: start ready steps, hand out runs and validations, fire timers, unwind sagas.
+
+    Example: AIWP_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ aiwp worker orchestrator
+    """
+
+    async def work(platform: Platform, stop: asyncio.Event) -> None:
+        async with running_workers(platform, relay=False, projections=[], orchestrator=True):
             await stop.wait()
 
     run_until_signalled(work)

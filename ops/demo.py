@@ -1,12 +1,15 @@
-"""`aiwp demo`: one support-triage workflow driven step by step, with scripted agent replies.
+"""`aiwp demo`: `examples/support-triage.yaml` run by the orchestrator, shown live, on the embedded platform.
 
-It uses the same command handlers as every other entry point. Until the orchestrator and the
-agent worker exist, this module plays their part in-process so that the whole write side can
-be seen working.
+The agents answer through the scripted provider (`examples/support-triage.replies.yaml`) unless
+`OPENAI_API_KEY` is set, then through OpenAI. The demo plays the operator who approves the reply.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -14,115 +17,181 @@ from rich.console import Console
 from rich.table import Table
 
 from commands import agents, validation, workflows
-from commands.ports import EventStore
+from commands.unit_of_work import new_aggregate_id
+from commands.workflow_file import read_workflow
 from domain.agents.agent_run import AgentRun
 from domain.aggregate import CommandContext
+from domain.events import DomainEvent
 from domain.validation.ruleset import Rule
 from domain.validation.validation import Validation
-from domain.workflows.definition import Compensation, RetryPolicy, StepDefinition, WorkflowDefinition
-from domain.workflows.instance import WorkflowInstance
+from domain.workflows.instance import (
+    FINAL,
+    NotificationRequested,
+    SignalReceived,
+    StepAttemptFailed,
+    StepCompleted,
+    StepFailed,
+    StepRetriedWithFeedback,
+    StepStarted,
+    WorkflowInstance,
+)
 from ops.bootstrap import Platform
-from ops.prices import price_table
 from projections import tasks, token_usage, validation_results, workflow_instances
 
 TENANT = "demo"
 ACTOR = "demo-user"
-
-SCRIPTED_REPLIES = {
-    "classify": "billing",
-    "draft": (
-        "Hello Ada, thanks for writing to us. We refunded the duplicate charge on your last invoice; "
-        "it will appear within five working days."
-    ),
+APPROVER = "demo-approver"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+WORKFLOW_FILE = EXAMPLES / "support-triage.yaml"
+REPLIES_FILE = EXAMPLES / "support-triage.replies.yaml"
+INPUTS = {
+    "ticket": "I was charged twice for my March invoice (INV-2041). Please fix it. -- Ada",
+    "customer_email": "ada@example.com",
 }
-
-DEFINITION = WorkflowDefinition(
-    inputs=["ticket"],
-    steps=[
-        StepDefinition(id="classify", kind="agent", params={"agent": "triage-classifier"}),
-        StepDefinition(
-            id="draft",
-            kind="agent",
-            needs=["classify"],
-            params={"agent": "support-writer"},
-            retry=RetryPolicy(max_attempts=2),
-            compensate=Compensation(kind="notify", params={"template": "draft-withdrawn"}),
-        ),
-        StepDefinition(id="check", kind="validate", needs=["draft"], params={"ruleset": "reply-quality"}),
-        StepDefinition(id="notify", kind="notify", needs=["check"], params={"channel": "email"}),
-    ],
-)
+REPLY_QUALITY = [
+    Rule(id="reference", kind="regex", weight=2.0, params={"pattern": r"Ref: [A-Z]+-\d+"}),
+    Rule(id="length", kind="length", params={"min": 60, "max": 1200}),
+    Rule(id="no-ai-disclaimer", kind="not_contains", params={"text": "as an AI"}),
+    Rule(id="no-card-numbers", kind="pii", params={"kinds": ["card"]}),
+]
 
 
-async def run_demo(platform: Platform, console: Console) -> tuple[UUID, int]:
-    """Registers the demo's agents, rule set and template, runs one instance, prints every stream."""
+def agent_provider(environ: Mapping[str, str]) -> tuple[str, str]:
+    return ("openai", "gpt-4o-mini") if environ.get("OPENAI_API_KEY") else ("scripted", "scripted-1")
+
+
+async def set_up(platform: Platform, environ: Mapping[str, str]) -> UUID:
+    """Registers the example's agents, its rule set and its template; returns the template's id."""
     store = platform.store
 
     def ctx() -> CommandContext:
         return platform.context(tenant_id=TENANT, actor=ACTOR)
 
-    classifier = await agents.register_agent(
-        store, ctx(), agents.RegisterAgent(name="triage-classifier", provider="scripted", model="scripted-1")
+    provider, model = agent_provider(environ)
+    for name, system_prompt in (
+        ("triage-classifier", "You sort support tickets. Answer with JSON only."),
+        ("support-writer", "You write short, polite replies to customers."),
+    ):
+        command = agents.RegisterAgent(
+            name=name, provider=provider, model=model, system_prompt=system_prompt, idempotency_key=name
+        )
+        await agents.register_agent(store, ctx(), command)
+    rules = validation.DefineRuleSet(
+        name="reply-quality", rules=REPLY_QUALITY, threshold=0.8, idempotency_key="reply-quality"
     )
-    writer = await agents.register_agent(
-        store,
-        ctx(),
-        agents.RegisterAgent(
-            name="support-writer", provider="scripted", model="scripted-1", system_prompt="Answer politely."
-        ),
-    )
-    agent_ids = {"triage-classifier": classifier.id, "support-writer": writer.id}
-    ruleset = await validation.define_ruleset(
-        store,
-        ctx(),
-        validation.DefineRuleSet(
-            name="reply-quality",
-            threshold=0.7,
-            rules=[
-                Rule(id="length", kind="length", params={"min": 40, "max": 2000}),
-                Rule(id="no-ai-disclaimer", kind="not_contains", params={"text": "as an AI"}),
-                Rule(id="no-pii", kind="pii", weight=2.0),
-            ],
-        ),
-    )
+    await validation.define_ruleset(store, ctx(), rules)
+    example = read_workflow(WORKFLOW_FILE.read_bytes())
     template = await workflows.register_workflow_template(
-        store, ctx(), workflows.RegisterWorkflowTemplate(name="support-triage", definition=DEFINITION)
-    )
-    started = await workflows.start_workflow_instance(
         store,
         ctx(),
-        workflows.StartWorkflowInstance(
-            template_id=template.id, inputs={"ticket": "I was charged twice this month. -- Ada"}
+        workflows.RegisterWorkflowTemplate(
+            name=example.name, definition=example.definition, idempotency_key=example.name
         ),
     )
-    console.print(f"[bold]workflow instance[/bold] {started.id} started at position {started.position}")
+    # The orchestrator finds agents and rule sets by name in the read models.
+    await platform.wait_for(template.position, timeout=30, names=["agents", "scoring_models"])
+    return template.id
 
-    streams: list[tuple[str, UUID]] = [
-        ("agent triage-classifier", classifier.id),
-        ("agent support-writer", writer.id),
-        ("rule set reply-quality", ruleset.id),
-        ("template support-triage", template.id),
-        ("instance", started.id),
-    ]
-    instance = await store.get(WorkflowInstance, started.id)
-    while instance.status == "running":
-        for step_id in instance.ready_steps():
-            await workflows.start_step(store, ctx(), workflows.StartStep(instance_id=started.id, step_id=step_id))
-            step = instance.definition.step(step_id)
-            output, stream = await execute_step(
-                store, platform, step=step, agent_ids=agent_ids, ruleset_id=ruleset.id, instance=instance
+
+async def run_demo(platform: Platform, console: Console, environ: Mapping[str, str]) -> tuple[UUID, int]:
+    """Starts one instance and prints its events as they happen; approves when asked to."""
+    template_id = await set_up(platform, environ)
+    started = await workflows.start_workflow_instance(
+        platform.store,
+        platform.context(tenant_id=TENANT, actor=ACTOR),
+        workflows.StartWorkflowInstance(template_id=template_id, inputs=INPUTS),
+    )
+    console.print(f"[bold]support-triage[/bold] instance {started.id} started\n")
+    shown = 1
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 120
+    while True:
+        instance = await platform.store.get(WorkflowInstance, started.id)
+        events = platform.store.events_of(started.id)[shown:]
+        for event in events:
+            console.print(describe(event))
+        shown += len(events)
+        if instance.status in FINAL:
+            break
+        if "approve" in instance.running_steps():
+            await workflows.signal_workflow_instance(
+                platform.store,
+                platform.context(tenant_id=TENANT, actor=APPROVER),
+                workflows.SignalWorkflowInstance(
+                    instance_id=started.id,
+                    name="approval",
+                    payload={"comment": "auto-granted by the demo"},
+                    roles=["operator"],
+                ),
             )
-            if stream is not None:
-                streams.append(stream)
-            done = await workflows.complete_step(
-                store, ctx(), workflows.CompleteStep(instance_id=started.id, step_id=step_id, output=output)
+            continue
+        if loop.time() > deadline:
+            raise RuntimeError(f"the instance is still {instance.status} after 120 s")
+        await asyncio.sleep(0.05)
+    console.print(f"\n[bold]instance {instance.status}[/bold] at version {instance.version}\n")
+    await print_outcome(platform, console, instance)
+    return started.id, await platform.store.position_of(started.id, instance.version)
+
+
+def describe(event: DomainEvent) -> str:
+    at = event.timestamp.strftime("%H:%M:%S.%f")[:-3]
+    who = event.metadata.actor
+    match event:
+        case StepStarted():
+            what = f"[cyan]{event.step_id}[/cyan] started (attempt {event.attempt})"
+        case StepCompleted():
+            what = f"[cyan]{event.step_id}[/cyan] completed: {excerpt(event.output)}"
+        case StepAttemptFailed() | StepFailed():
+            what = f"[cyan]{event.step_id}[/cyan] [red]failed[/red]: {excerpt(event.error)}"
+        case StepRetriedWithFeedback():
+            feedback = " / ".join(event.feedback.splitlines())
+            what = f"[cyan]{event.step_id}[/cyan] sends [cyan]{event.target}[/cyan] back: {excerpt(feedback)}"
+        case SignalReceived():
+            what = f"signal [magenta]{event.name}[/magenta] {excerpt(event.payload)}"
+        case NotificationRequested():
+            what = f"[cyan]{event.step_id}[/cyan] {event.channel} to {event.recipient}: {excerpt(event.subject)}"
+        case _:
+            what = type(event).__name__
+    return f"  {at}  {who:<14} {what}"
+
+
+def excerpt(value: Any, limit: int = 100) -> str:
+    text = value if isinstance(value, str) else str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def print_outcome(platform: Platform, console: Console, instance: WorkflowInstance) -> None:
+    """The runs and validations the instance made: outputs, scores, tokens and cost."""
+    ctx = platform.context(tenant_id=instance.tenant_id, actor=ACTOR)
+    table = Table(title="what it made", title_justify="left")
+    for column in ("step", "attempt", "kind", "model / score", "tokens in/out", "cost", "output"):
+        table.add_column(column, overflow="fold")
+    tokens_in = tokens_out = 0
+    cost = Decimal(0)
+    for event in platform.store.events_of(instance.id):
+        if not isinstance(event, StepStarted):
+            continue
+        kind = instance.definition.step(event.step_id).kind
+        key = f"{instance.id}/{event.step_id}/{event.attempt}"
+        if kind == "agent":
+            run = await platform.store.get(AgentRun, new_aggregate_id(ctx, AgentRun, key))
+            tokens_in, tokens_out, cost = tokens_in + run.tokens_in, tokens_out + run.tokens_out, cost + run.cost
+            table.add_row(
+                event.step_id,
+                str(event.attempt),
+                "agent run",
+                f"{run.provider}/{run.model}",
+                f"{run.tokens_in}/{run.tokens_out}",
+                f"${run.cost:.6f}",
+                excerpt(run.output, 70),
             )
-            console.print(f"  step [cyan]{step_id}[/cyan] ({step.kind}) completed: {output}")
-        instance = await store.get(WorkflowInstance, started.id)
-    console.print(f"[bold]instance {instance.status}[/bold] at version {instance.version}\n")
-    for title, stream_id in streams:
-        print_stream(console, store, title, stream_id)
-    return started.id, done.position
+        elif kind == "validate":
+            check = await platform.store.get(Validation, new_aggregate_id(ctx, Validation, key))
+            verdict = "passed" if check.passed else "failed"
+            table.add_row(event.step_id, str(event.attempt), "validation", f"{check.score:.2f} {verdict}", "", "", "")
+    table.add_row("total", "", "", "", f"{tokens_in}/{tokens_out}", f"${cost:.6f}", "")
+    console.print(table)
 
 
 async def print_read_models(platform: Platform, console: Console, instance_id: UUID) -> None:
@@ -132,7 +201,7 @@ async def print_read_models(platform: Platform, console: Console, instance_id: U
         steps = await tasks.list_tasks(conn, TENANT, instance_id)
         usage = await token_usage.list_token_usage(conn, TENANT)
         checks = await validation_results.list_validations(conn, TENANT)
-        audited = await conn.fetchval("SELECT count(*) FROM audit_events WHERE correlation_id = $1", instance_id)
+        audited = await conn.fetchval("SELECT count(*) FROM audit_events WHERE tenant_id = $1", TENANT)
     assert instance is not None
     table = Table(title="read models (query side)", title_justify="left")
     table.add_column("read model")
@@ -148,84 +217,7 @@ async def print_read_models(platform: Platform, console: Console, instance_id: U
             f"{row['day']} {row['model']}: {row['runs']} runs, {row['tokens_in']} in, "
             f"{row['tokens_out']} out, ${row['cost']:.6f}",
         )
-    for row in checks[-1:]:
+    for row in checks:
         table.add_row("validation_results", f"score {row['score']:.2f}, passed={row['passed']}")
-    table.add_row("audit_events", f"{audited} events of this instance's conversation, hash-chained")
+    table.add_row("audit_events", f"{audited} events of the demo tenant, hash-chained")
     console.print(table)
-
-
-async def execute_step(
-    store: EventStore,
-    platform: Platform,
-    *,
-    step: StepDefinition,
-    agent_ids: dict[str, UUID],
-    ruleset_id: UUID,
-    instance: WorkflowInstance,
-) -> tuple[Any, tuple[str, UUID] | None]:
-
-    def ctx() -> CommandContext:
-        return platform.context(tenant_id=TENANT, actor="demo-orchestrator", correlation_id=instance.id)
-
-    if step.kind == "agent":
-        prompt = f"{step.id}: {instance.inputs['ticket']}"
-        run = await agents.request_agent_run(
-            store, ctx(), agents.RequestAgentRun(agent_id=agent_ids[step.params["agent"]], prompt=prompt)
-        )
-        await agents.start_run_attempt(
-            store, ctx(), agents.StartRunAttempt(run_id=run.id, provider="scripted", model="scripted-1")
-        )
-        reply = SCRIPTED_REPLIES[step.id]
-        tokens_in, tokens_out = len(prompt.split()) * 2, len(reply.split()) * 2
-        cost = price_table(platform.settings.prices).cost("scripted", "scripted-1", tokens_in, tokens_out)
-        await agents.complete_agent_run(
-            store,
-            ctx(),
-            agents.CompleteAgentRun(
-                run_id=run.id, output=reply, latency_ms=0, tokens_in=tokens_in, tokens_out=tokens_out, cost=cost
-            ),
-        )
-        finished = await store.get(AgentRun, run.id)
-        return finished.output, (f"agent run {step.id}", run.id)
-    if step.kind == "validate":
-        draft = instance.steps["draft"].output if "draft" in instance.steps else ""
-        opened = await validation.request_validation(
-            store,
-            ctx(),
-            validation.RequestValidation(
-                ruleset_id=ruleset_id, subject_type="workflow_step", subject_id=f"{instance.id}/draft", output=draft
-            ),
-        )
-        pending = await store.get(Validation, opened.id)
-        results = validation.evaluate_local_rules(pending.rules, draft)
-        await validation.complete_validation(
-            store, ctx(), validation.CompleteValidation(validation_id=opened.id, results=results)
-        )
-        done = await store.get(Validation, opened.id)
-        return {"score": done.score, "passed": done.passed}, (f"validation {step.id}", opened.id)
-    return {"queued": step.params.get("channel", "")}, None
-
-
-def print_stream(console: Console, store: Any, title: str, stream_id: UUID) -> None:
-    table = Table(title=f"{title} — {stream_id}", title_justify="left", expand=False)
-    for column in ("v", "event", "at", "actor", "data"):
-        table.add_column(column, overflow="fold")
-    for event in store.events_of(stream_id):
-        data = {
-            field: getattr(event, field)
-            for field in event.__struct_fields__
-            if field not in ("originator_id", "originator_version", "timestamp", "metadata")
-        }
-        table.add_row(
-            str(event.originator_version),
-            type(event).__name__,
-            event.timestamp.strftime("%H:%M:%S.%f")[:-3],
-            event.metadata.actor,
-            summarize(data),
-        )
-    console.print(table)
-
-
-def summarize(data: dict[str, Any], limit: int = 90) -> str:
-    text = ", ".join(f"{key}={value!s}" for key, value in data.items())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -28,7 +28,7 @@ from adapters.http.problems import EXCEPTION_HANDLERS, problem_details
 from adapters.http.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter, retry_after
 from adapters.http.tokens import LOCAL_ISSUER, KeySource, LocalIssuer, RemoteJwks, TokenVerifier
 from adapters.idempotency import PostgresIdempotencyStore
-from commands.api import CommandApi, api_key_api, bff_command_api, command_api
+from commands.api import CommandApi, api_key_api, bff_command_api, budget_api, command_api
 from domain.access.roles import Principal
 from ops.bootstrap import Platform
 from ops.settings import Settings
@@ -153,6 +153,7 @@ def build_app(platform: Platform, edge: Edge, parts: Sequence[Part] = ALL_PARTS)
         )
         routes += command_api(api, guards=[requires("commands:write")])
         routes += api_key_api(api, guards=[requires("api-keys:manage")])
+        routes += budget_api(api, guards=[requires("budgets:manage")])
     if "bff" in parts:
 
         async def find_template(tenant_id: str, name: str, position: int | None) -> UUID | None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
 
 from commands.llm import LlmProvider
 from commands.secrets import SecretNotFound, Secrets
@@ -13,7 +16,7 @@ from gateways.llm.resilience import Resilient, Router, breakers
 from gateways.llm.scripted import ScriptedProvider
 from gateways.secrets.environment import EnvironmentSecrets
 from gateways.secrets.vault import VaultSecrets
-from ops.settings import Settings
+from ops.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
@@ -34,7 +37,7 @@ def build_secrets(settings: Settings, environ: Mapping[str, str]) -> Secrets:
 async def build_llm(settings: Settings, secrets: Secrets) -> LlmProvider:
     """The scripted provider always; OpenAI and Anthropic when their keys can be had."""
     circuits = breakers()
-    providers: dict[str, LlmProvider] = {"scripted": ScriptedProvider()}
+    providers: dict[str, LlmProvider] = {"scripted": ScriptedProvider(scripted_replies(settings.scripted_replies))}
     env = isinstance(secrets, EnvironmentSecrets)
     for name, secret, make in (
         ("openai", "OPENAI_API_KEY" if env else settings.openai_key_secret, _openai),
@@ -47,6 +50,19 @@ async def build_llm(settings: Settings, secrets: Secrets) -> LlmProvider:
             continue
         providers[name] = Resilient(make(settings, key), circuits)
     return Router(providers)
+
+
+def scripted_replies(path: str | None) -> dict[str, str]:
+    """The scripted provider's replies, from a YAML mapping of phrase → reply."""
+    if path is None:
+        return {}
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise SettingsError(f"AIWP_SCRIPTED_REPLIES: cannot read {path}: {error}") from None
+    if not isinstance(loaded, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in loaded.items()):
+        raise SettingsError(f"AIWP_SCRIPTED_REPLIES: {path} must map phrases to replies (text to text)")
+    return loaded
 
 
 def _openai(settings: Settings, key: str) -> LlmProvider:

@@ -41,10 +41,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     oidc_jwks_refetch_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 10.0
     # LLM providers: keys come from the secrets gateway (OPENAI_API_KEY / ANTHROPIC_API_KEY, or Vault).
     openai_base_url: str | None = None
+    # A YAML mapping of phrase → reply for the scripted provider (the first phrase the prompt contains wins).
+    scripted_replies: str | None = None
     anthropic_base_url: str | None = None
     llm_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=600)] = 60.0
     agent_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 16
+    orchestrator_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 64  # instances reconciled at once
     agent_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
+    validation_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 8
+    # Calls to an `llm_judge` rule's judge before the rule fails (retryable failures only).
+    judge_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
+    # Seconds the validation worker waits for the agents read model before it believes a judge is missing.
+    judge_lookup_wait_seconds: Annotated[float, msgspec.Meta(ge=0, le=600)] = 10.0
     # Vault (KV v2) for secrets; unset means environment variables.
     vault_addr: str | None = None
     vault_token: str | None = None

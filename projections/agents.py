@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import msgspec
+
 from domain.agents.agent import AgentArchived, AgentReconfigured, AgentRegistered
 from projections.projection import Connection, Projection, Write, as_dicts
 
@@ -14,8 +16,9 @@ def registered(position: int, e: AgentRegistered) -> list[Write]:
     return [
         Write(
             "INSERT INTO agents (agent_id, tenant_id, name, provider, model, system_prompt, temperature, max_tokens,"
-            " config_version, created_at, updated_at, version, position)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10, $11) ON CONFLICT (agent_id) DO NOTHING",
+            " config_version, created_at, updated_at, version, position, base_url, fallbacks, json_output)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9, $10, $11, $12, $13, $14)"
+            " ON CONFLICT (agent_id) DO NOTHING",
             (
                 e.originator_id,
                 e.metadata.tenant_id,
@@ -28,6 +31,9 @@ def registered(position: int, e: AgentRegistered) -> list[Write]:
                 e.timestamp,
                 e.originator_version,
                 position,
+                e.base_url,
+                msgspec.to_builtins(e.fallbacks),
+                e.json_output,
             ),
         )
     ]
@@ -37,7 +43,8 @@ def reconfigured(position: int, e: AgentReconfigured) -> list[Write]:
     return [
         Write(
             "UPDATE agents SET provider = $2, model = $3, system_prompt = $4, temperature = $5, max_tokens = $6,"
-            " config_version = $7, updated_at = $8, version = $9, position = $10 WHERE agent_id = $1",
+            " config_version = $7, updated_at = $8, version = $9, position = $10, base_url = $11, fallbacks = $12,"
+            " json_output = $13 WHERE agent_id = $1",
             (
                 e.originator_id,
                 e.provider,
@@ -49,6 +56,9 @@ def reconfigured(position: int, e: AgentReconfigured) -> list[Write]:
                 e.timestamp,
                 e.originator_version,
                 position,
+                e.base_url,
+                msgspec.to_builtins(e.fallbacks),
+                e.json_output,
             ),
         )
     ]
@@ -88,3 +98,14 @@ async def list_agents(
         limit,
     )
     return as_dicts(rows)
+
+
+async def find_agent_by_name(conn: Connection, tenant_id: str, name: str) -> UUID | None:
+    """The active agent of that name in the tenant (the newest, if several)."""
+    value = await conn.fetchval(
+        "SELECT agent_id FROM agents WHERE tenant_id = $1 AND name = $2 AND NOT archived"
+        " ORDER BY created_at DESC LIMIT 1",
+        tenant_id,
+        name,
+    )
+    return value if isinstance(value, UUID) else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
@@ -26,6 +26,7 @@ from domain.access.roles import Principal
 from projections import (
     agents,
     audit_events,
+    budgets,
     contexts,
     executions,
     saga_compensations,
@@ -49,6 +50,12 @@ class Page(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
     next_cursor: str | None
 
 
+class FallbackView(msgspec.Struct, frozen=True, kw_only=True):
+    provider: str
+    model: str
+    base_url: str | None = None
+
+
 class Agent(msgspec.Struct, frozen=True, kw_only=True):
     agent_id: UUID
     name: str
@@ -62,6 +69,9 @@ class Agent(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     version: int
+    base_url: str | None = None
+    fallbacks: list[FallbackView] = []
+    json_output: bool = False
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,6 +99,7 @@ class AgentRun(msgspec.Struct, frozen=True, kw_only=True):
     requested_at: datetime
     finished_at: datetime | None
     version: int
+    refused_until: datetime | None = None  # a run refused by the budget: when the budget resets
     messages: list[Message] = []
 
 
@@ -100,6 +111,26 @@ class TokenUsage(msgspec.Struct, frozen=True, kw_only=True):
     tokens_in: int
     tokens_out: int
     cost: Decimal
+
+
+class BudgetUsage(msgspec.Struct, frozen=True, kw_only=True):
+    start: date
+    runs: int
+    spent_tokens: int
+    spent_cost: Decimal
+    reserved_tokens: int  # held by runs still in flight
+    reserved_cost: Decimal
+
+
+class Budget(msgspec.Struct, frozen=True, kw_only=True):
+    tokens_per_day: int | None
+    tokens_per_month: int | None
+    cost_per_day: Decimal | None
+    cost_per_month: Decimal | None
+    day: BudgetUsage
+    month: BudgetUsage
+    updated_at: datetime
+    version: int
 
 
 class WorkflowTemplate(msgspec.Struct, frozen=True, kw_only=True):
@@ -183,6 +214,8 @@ class ValidationResult(msgspec.Struct, frozen=True, kw_only=True):
     requested_at: datetime
     completed_at: datetime | None
     version: int
+    judge_calls: int = 0  # `llm_judge` calls that answered
+    judge_cost: Decimal = Decimal(0)
 
 
 class AuditEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -311,6 +344,15 @@ def query_api(
         async with pool.acquire() as conn:
             rows = await token_usage.list_token_usage(conn, tenant_of(request), since=since, until=until)
         return [as_struct(r, TokenUsage) for r in rows]
+
+    @get("/budget", summary="This tenant's budget, and its use on a UTC day and in that month", guards=guards)
+    async def get_budget(request: Request[Any, Any, Any], day: FromQuery[date | None] = None) -> Response[Budget]:
+        await consistent(request, ["budgets"])
+        async with pool.acquire() as conn:
+            row = await budgets.get_budget(conn, tenant_of(request), day or datetime.now(UTC).date())
+        if row is None:
+            raise NotFoundException("this tenant has no budget; an admin sets one with PUT /v1/budget")
+        return etagged(as_struct(row, Budget), row["version"])  # type: ignore[return-value]
 
     @get("/workflow-templates", summary="List workflow templates", guards=guards)
     async def list_templates(
@@ -454,6 +496,7 @@ def query_api(
         list_runs,
         get_run,
         list_usage,
+        get_budget,
         list_templates,
         get_template,
         list_instances,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from projections import (
     agents,
     audit_events,
+    budgets,
     contexts,
     executions,
     saga_compensations,
@@ -25,6 +26,7 @@ PROJECTIONS: dict[str, Projection] = {
         executions,
         contexts,
         token_usage,
+        budgets,
         workflows,
         workflow_instances,
         tasks,

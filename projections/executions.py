@@ -9,6 +9,7 @@ from uuid import UUID
 from domain.agents.agent_run import (
     AgentRunCancelled,
     AgentRunFailed,
+    AgentRunRefused,
     AgentRunRequested,
     AgentRunSucceeded,
     AttemptFailed,
@@ -65,7 +66,8 @@ def succeeded(position: int, e: AgentRunSucceeded) -> list[Write]:
         Write(
             "UPDATE executions SET status = 'succeeded', output = $2, latency_ms = $3, tokens_in = tokens_in + $4,"
             " tokens_out = tokens_out + $5, cost = cost + $6, error = '', finished_at = $7, updated_at = $7,"
-            " version = $8, position = $9 WHERE run_id = $1",
+            " version = $8, position = $9, provider = coalesce(nullif($10, ''), provider),"
+            " model = coalesce(nullif($11, ''), model) WHERE run_id = $1",
             (
                 e.originator_id,
                 e.output,
@@ -76,7 +78,19 @@ def succeeded(position: int, e: AgentRunSucceeded) -> list[Write]:
                 e.timestamp,
                 e.originator_version,
                 position,
+                e.provider,  # a fallback's, when it answered
+                e.model,
             ),
+        )
+    ]
+
+
+def refused(position: int, e: AgentRunRefused) -> list[Write]:
+    return [
+        Write(
+            "UPDATE executions SET status = 'refused', error = $2, refused_until = $3, finished_at = $4,"
+            " updated_at = $4, version = $5, position = $6 WHERE run_id = $1",
+            (e.originator_id, e.reason, e.retry_at, e.timestamp, e.originator_version, position),
         )
     ]
 
@@ -105,6 +119,7 @@ projection = Projection(
         AgentRunSucceeded: succeeded,
         AgentRunFailed: finished("failed"),
         AgentRunCancelled: finished("cancelled"),
+        AgentRunRefused: refused,
     },
 )
 

@@ -78,3 +78,13 @@ async def list_scoring_models(
         limit,
     )
     return as_dicts(rows)
+
+
+async def find_ruleset_by_name(conn: Connection, tenant_id: str, name: str) -> UUID | None:
+    """The rule set of that name in the tenant (the newest, if several)."""
+    value = await conn.fetchval(
+        "SELECT ruleset_id FROM scoring_models WHERE tenant_id = $1 AND name = $2 ORDER BY created_at DESC LIMIT 1",
+        tenant_id,
+        name,
+    )
+    return value if isinstance(value, UUID) else None

@@ -9,7 +9,9 @@ from domain.workflows.instance import (
     CompensationRecorded,
     StepAttemptFailed,
     StepCompleted,
+    StepDeferred,
     StepFailed,
+    StepRetriedWithFeedback,
     StepSkipped,
     StepStarted,
     WorkflowInstanceStarted,
@@ -77,11 +79,33 @@ def step_skipped(position: int, e: StepSkipped) -> list[Write]:
     ]
 
 
+def deferred(position: int, e: StepDeferred) -> list[Write]:
+    return [
+        Write(
+            "UPDATE tasks SET status = 'pending', error = $3, updated_at = $4 WHERE instance_id = $1 AND step_id = $2",
+            (e.originator_id, e.step_id, f"waits until {e.until.isoformat()}: {e.reason}", e.timestamp),
+        )
+    ]
+
+
+def sent_back(position: int, e: StepRetriedWithFeedback) -> list[Write]:
+    """The validated step and what follows it go back to pending; the target shows the feedback."""
+    return [
+        Write(
+            "UPDATE tasks SET status = 'pending', output = NULL, finished_at = NULL, updated_at = $4,"
+            " error = CASE WHEN step_id = $3 THEN $5 ELSE '' END"
+            " WHERE instance_id = $1 AND step_id = ANY($2::text[])",
+            (e.originator_id, e.reset, e.target, e.timestamp, e.feedback),
+        )
+    ]
+
+
 def compensated(position: int, e: CompensationRecorded) -> list[Write]:
     return [
         Write(
-            "UPDATE tasks SET status = 'compensated', updated_at = $3 WHERE instance_id = $1 AND step_id = $2",
-            (e.originator_id, e.step_id, e.timestamp),
+            "UPDATE tasks SET status = 'compensated', error = $4, updated_at = $3"
+            " WHERE instance_id = $1 AND step_id = $2",
+            (e.originator_id, e.step_id, e.timestamp, e.error),
         )
     ]
 
@@ -98,6 +122,8 @@ projection = Projection(
         StepFailed: step_failed,
         StepSkipped: step_skipped,
         CompensationRecorded: compensated,
+        StepDeferred: deferred,
+        StepRetriedWithFeedback: sent_back,
     },
 )
 

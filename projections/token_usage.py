@@ -28,11 +28,12 @@ def succeeded(position: int, e: AgentRunSucceeded) -> list[Write]:
     return [
         Write(
             "INSERT INTO token_usage AS u (tenant_id, agent_id, model, day, runs, tokens_in, tokens_out, cost)"
-            " SELECT tenant_id, agent_id, model, $2, 1, $3, $4, $5 FROM token_usage_runs WHERE run_id = $1"
+            " SELECT tenant_id, agent_id, coalesce(nullif($6, ''), model), $2, 1, $3, $4, $5 FROM token_usage_runs"
+            " WHERE run_id = $1"
             " ON CONFLICT (tenant_id, agent_id, model, day) DO UPDATE SET runs = u.runs + 1,"
             " tokens_in = u.tokens_in + excluded.tokens_in, tokens_out = u.tokens_out + excluded.tokens_out,"
             " cost = u.cost + excluded.cost",
-            (e.originator_id, e.timestamp.astimezone(UTC).date(), e.tokens_in, e.tokens_out, e.cost),
+            (e.originator_id, e.timestamp.astimezone(UTC).date(), e.tokens_in, e.tokens_out, e.cost, e.model),
         )
     ]
 

@@ -1,4 +1,5 @@
-"""The `validation_results` read model: each validation's verdict, score, feedback and per-rule results."""
+"""The `validation_results` read model: each validation's verdict, score, feedback and per-rule results,
+and what its `llm_judge` calls cost."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from domain.validation.validation import ValidationCompleted, ValidationRequested
+from domain.validation.validation import JudgeCallFailed, JudgeConsulted, ValidationCompleted, ValidationRequested
 from projections.projection import Connection, Projection, Write, as_dicts
 
 
@@ -53,11 +54,36 @@ def completed(position: int, e: ValidationCompleted) -> list[Write]:
     ]
 
 
+def judge_consulted(position: int, e: JudgeConsulted) -> list[Write]:
+    return [
+        Write(
+            "UPDATE validation_results SET judge_calls = judge_calls + 1, judge_cost = judge_cost + $2,"
+            " version = $3, position = $4 WHERE validation_id = $1",
+            (e.originator_id, e.cost, e.originator_version, position),
+        )
+    ]
+
+
+def judge_call_failed(position: int, e: JudgeCallFailed) -> list[Write]:
+    # Nothing to show until the verdict; the row's version follows the stream's.
+    return [
+        Write(
+            "UPDATE validation_results SET version = $2, position = $3 WHERE validation_id = $1",
+            (e.originator_id, e.originator_version, position),
+        )
+    ]
+
+
 projection = Projection(
     name="validation_results",
     context="validation",
     tables=("validation_results",),
-    handlers={ValidationRequested: requested, ValidationCompleted: completed},
+    handlers={
+        ValidationRequested: requested,
+        JudgeConsulted: judge_consulted,
+        JudgeCallFailed: judge_call_failed,
+        ValidationCompleted: completed,
+    },
 )
 
 

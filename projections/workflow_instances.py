@@ -108,3 +108,9 @@ async def count_instances_by_status(conn: Connection, tenant_id: str) -> dict[st
         "SELECT status, count(*) AS n FROM workflow_instances WHERE tenant_id = $1 GROUP BY status", tenant_id
     )
     return {row["status"]: int(row["n"]) for row in rows}
+
+
+async def unfinished_instances(conn: Connection) -> list[UUID]:
+    """Instances still running or unwinding, across tenants: what an orchestrator looks at when it starts."""
+    rows = await conn.fetch("SELECT instance_id FROM workflow_instances WHERE status IN ('running', 'compensating')")
+    return [row["instance_id"] for row in rows]

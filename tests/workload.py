@@ -21,12 +21,18 @@ from domain.validation.ruleset import Rule
 from domain.workflows.definition import Compensation, StepDefinition, WorkflowDefinition
 from tests.strategies import BASE_TIME
 
+TELL = {"channel": "email", "recipient": "ops@example.com", "template": "{{ instance_id }}"}
+UNDO = Compensation(kind="notify", params=TELL)
 DEFINITION = WorkflowDefinition(
     inputs=["ticket"],
     steps=[
-        StepDefinition(id="draft", kind="agent", compensate=Compensation(kind="notify")),
-        StepDefinition(id="check", kind="validate", needs=["draft"], compensate=Compensation(kind="notify")),
-        StepDefinition(id="send", kind="notify", needs=["check"]),
+        StepDefinition(
+            id="draft", kind="agent", params={"agent": "w", "prompt": "{{ inputs.ticket }}"}, compensate=UNDO
+        ),
+        StepDefinition(
+            id="check", kind="validate", needs=["draft"], params={"ruleset": "r", "target": "draft"}, compensate=UNDO
+        ),
+        StepDefinition(id="send", kind="notify", needs=["check"], params=TELL),
     ],
 )
 

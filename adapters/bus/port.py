@@ -43,6 +43,7 @@ class WorkQueue(NamedTuple):
 
 
 AGENT_WORK = WorkQueue("agent.commands", "agent.events", "agent.AgentRun.AgentRunRequested")
+VALIDATION_WORK = WorkQueue("validation.commands", "validation.events", "validation.Validation.ValidationRequested")
 
 
 class Consumer(Protocol):

@@ -26,8 +26,10 @@ curl -sS -X PUT "$API/v1/agents/$AGENT_ID" -H "$AUTH" -H 'Content-Type: applicat
 # 5. A workflow template, and an instance of it started through the BFF by the template's name.
 TEMPLATE=$(curl -sS -X POST "$API/v1/workflow-templates" -H "$AUTH" -H 'Content-Type: application/json' \
   -d '{"name": "triage", "definition": {"inputs": ["ticket"], "steps": [
-        {"id": "draft", "kind": "agent", "params": {"agent": "support-writer"}},
-        {"id": "send", "kind": "notify", "needs": ["draft"]}]}}')
+        {"id": "draft", "kind": "agent",
+         "params": {"agent": "support-writer", "prompt": "Reply to: {{ inputs.ticket }}"}},
+        {"id": "send", "kind": "notify", "needs": ["draft"],
+         "params": {"channel": "email", "recipient": "ada@example.com", "template": "{{ outputs.draft }}"}}]}}')
 echo "template: $TEMPLATE"
 POSITION=$(echo "$TEMPLATE" | python3 -c 'import json,sys; print(json.load(sys.stdin)["position"])')
 # The BFF finds the template by name in its read model: the position makes it wait until it is there.
@@ -45,3 +47,10 @@ curl -sS "$API/api/v1/dashboard" -H "$AUTH"; echo
 curl -sS -X POST "$API/v1/agents" -H "$AUTH" -H 'Content-Type: application/json' \
   -d '{"name": "x", "provider": "scripted", "model": "m", "tenant_id": "someone-else"}'; echo
 curl -sS "$API/v1/agents" -H 'Authorization: Bearer not-a-token'; echo
+
+# 8. An admin sets the tenant's budget (tokens and cost per UTC day and month); everyone may read it with its use.
+BUDGET=$(curl -sS -X PUT "$API/v1/budget" -H "$AUTH" -H 'Content-Type: application/json' \
+  -d '{"tokens_per_day": 100000, "cost_per_month": "25.00"}')
+echo "budget: $BUDGET"
+POSITION=$(echo "$BUDGET" | python3 -c 'import json,sys; print(json.load(sys.stdin)["position"])')
+curl -sS "$API/v1/budget" -H "$AUTH" -H "X-Consistency-Position: $POSITION"; echo

@@ -8,10 +8,10 @@ import msgspec
 
 Role = Literal["admin", "operator", "viewer", "auditor"]
 ROLES: tuple[Role, ...] = ("admin", "operator", "viewer", "auditor")
-Permission = Literal["commands:write", "reads", "audit:read", "api-keys:manage"]
+Permission = Literal["commands:write", "reads", "audit:read", "api-keys:manage", "budgets:manage"]
 
 GRANTS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"commands:write", "reads", "audit:read", "api-keys:manage"}),
+    "admin": frozenset({"commands:write", "reads", "audit:read", "api-keys:manage", "budgets:manage"}),
     "operator": frozenset({"commands:write", "reads"}),
     "viewer": frozenset({"reads"}),
     "auditor": frozenset({"reads", "audit:read"}),

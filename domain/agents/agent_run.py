@@ -1,24 +1,27 @@
-"""`AgentRun`: one execution of an agent: requested → running → succeeded | failed | cancelled.
+"""`AgentRun`: one execution of an agent: requested → running → succeeded | failed | cancelled | refused.
 
 Each call to a provider is an attempt. An attempt left open by a worker that died is marked
-abandoned when the next attempt starts, so the history keeps both.
+abandoned when the next attempt starts, so the history keeps both. A run that the tenant's budget
+cannot pay for is refused before any call, with the time its budget period resets (if waiting helps).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, Self
 from uuid import UUID
 
 import msgspec
 
+from domain.agents.agent import Fallback
 from domain.agents.errors import InvalidRunTransition
 from domain.aggregate import Aggregate, CommandContext
 from domain.events import DomainEvent, StepRef
 
-RunStatus = Literal["requested", "running", "succeeded", "failed", "cancelled"]
+RunStatus = Literal["requested", "running", "succeeded", "failed", "cancelled", "refused"]
 AttemptStatus = Literal["open", "failed", "succeeded", "abandoned"]
-TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "refused"})
 
 
 class ChatMessage(msgspec.Struct, frozen=True):
@@ -48,6 +51,9 @@ class AgentRunRequested(DomainEvent, frozen=True, kw_only=True):
     messages: list[ChatMessage]
     context_id: UUID | None = None
     workflow_step: StepRef | None = None
+    base_url: str | None = None
+    fallbacks: list[Fallback] = msgspec.field(default_factory=list)
+    json_output: bool = False
 
 
 class AttemptStarted(DomainEvent, frozen=True, kw_only=True):
@@ -71,6 +77,10 @@ class AgentRunSucceeded(DomainEvent, frozen=True, kw_only=True):
     tokens_out: int
     cost: Decimal
     provider_request_id: str
+    # Who answered (a fallback, when the providers before it failed) and why the others did not.
+    provider: str = ""
+    model: str = ""
+    fallback_errors: list[str] = msgspec.field(default_factory=list)
 
 
 class AgentRunFailed(DomainEvent, frozen=True, kw_only=True):
@@ -79,6 +89,13 @@ class AgentRunFailed(DomainEvent, frozen=True, kw_only=True):
 
 class AgentRunCancelled(DomainEvent, frozen=True, kw_only=True):
     reason: str
+
+
+class AgentRunRefused(DomainEvent, frozen=True, kw_only=True):
+    """The budget could not pay for the run; `retry_at` is when its period resets (None: waiting cannot help)."""
+
+    reason: str
+    retry_at: datetime | None = None
 
 
 class AgentRun(Aggregate, kw_only=True):
@@ -94,6 +111,9 @@ class AgentRun(Aggregate, kw_only=True):
     context_id: UUID | None
     workflow_step: StepRef | None
     correlation_id: UUID  # of the request: the worker's events join the same conversation
+    base_url: str | None = None
+    fallbacks: list[Fallback] = msgspec.field(default_factory=list)
+    json_output: bool = False
     status: RunStatus = "requested"
     attempts: list[Attempt] = msgspec.field(default_factory=list)
     output: str = ""
@@ -101,6 +121,7 @@ class AgentRun(Aggregate, kw_only=True):
     tokens_out: int = 0
     cost: Decimal = Decimal(0)
     error: str = ""
+    refused_until: datetime | None = None
 
     @classmethod
     def request(
@@ -117,6 +138,9 @@ class AgentRun(Aggregate, kw_only=True):
         messages: list[ChatMessage],
         context_id: UUID | None = None,
         workflow_step: StepRef | None = None,
+        base_url: str | None = None,
+        fallbacks: list[Fallback] | None = None,
+        json_output: bool = False,
     ) -> tuple[Self, AgentRunRequested]:
         if not messages or messages[-1].role != "user":
             raise InvalidRunTransition("a run needs messages that end with the user's prompt")
@@ -133,6 +157,9 @@ class AgentRun(Aggregate, kw_only=True):
             messages=messages,
             context_id=context_id,
             workflow_step=workflow_step,
+            base_url=base_url,
+            fallbacks=list(fallbacks or []),
+            json_output=json_output,
         )
 
     def start_attempt(self, ctx: CommandContext, *, provider: str, model: str) -> list[DomainEvent]:
@@ -159,6 +186,9 @@ class AgentRun(Aggregate, kw_only=True):
         tokens_out: int,
         cost: Decimal,
         provider_request_id: str,
+        provider: str = "",
+        model: str = "",
+        fallback_errors: list[str] | None = None,
     ) -> list[DomainEvent]:
         attempt = self.check_open_attempt()
         if tokens_in < 0 or tokens_out < 0 or cost < 0 or latency_ms < 0:
@@ -174,6 +204,9 @@ class AgentRun(Aggregate, kw_only=True):
                 tokens_out=tokens_out,
                 cost=cost,
                 provider_request_id=provider_request_id,
+                provider=provider,
+                model=model,
+                fallback_errors=list(fallback_errors or []),
             )
         ]
 
@@ -184,6 +217,10 @@ class AgentRun(Aggregate, kw_only=True):
     def cancel(self, ctx: CommandContext, *, reason: str) -> list[DomainEvent]:
         self.check_not_finished()
         return [self._trigger(ctx, AgentRunCancelled, reason=reason)]
+
+    def refuse(self, ctx: CommandContext, *, reason: str, retry_at: datetime | None) -> list[DomainEvent]:
+        self.check_not_finished()
+        return [self._trigger(ctx, AgentRunRefused, reason=reason, retry_at=retry_at)]
 
     @property
     def attempts_made(self) -> int:
@@ -215,6 +252,9 @@ class AgentRun(Aggregate, kw_only=True):
             context_id=event.context_id,
             workflow_step=event.workflow_step,
             correlation_id=event.metadata.correlation_id,
+            base_url=event.base_url,
+            fallbacks=list(event.fallbacks),
+            json_output=event.json_output,
         )
 
     def apply(self, event: Any) -> None:
@@ -236,6 +276,8 @@ class AgentRun(Aggregate, kw_only=True):
                 attempt.tokens_in = event.tokens_in
                 attempt.tokens_out = event.tokens_out
                 attempt.cost = event.cost
+                if event.provider:
+                    attempt.provider, attempt.model = event.provider, event.model
                 self.messages = [*self.messages, ChatMessage("assistant", event.output)]
                 self.output = event.output
                 self.tokens_in += event.tokens_in
@@ -252,5 +294,11 @@ class AgentRun(Aggregate, kw_only=True):
                     self.attempts[-1].status = "abandoned"
                 self.error = event.reason
                 self.status = "cancelled"
+            case AgentRunRefused():
+                if self.attempts and self.attempts[-1].status == "open":
+                    self.attempts[-1].status = "abandoned"
+                self.error = event.reason
+                self.refused_until = event.retry_at
+                self.status = "refused"
             case _:
                 super().apply(event)

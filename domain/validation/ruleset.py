@@ -22,6 +22,8 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True):
     params: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+DEFAULT_PASS_SCORE = 0.5  # an `llm_judge` rule passes when the judge's score reaches it
+
 REQUIRED_PARAMS: dict[str, tuple[str, ...]] = {
     "regex": ("pattern",),
     "json_schema": ("schema",),
@@ -55,6 +57,20 @@ def ruleset_problems(rules: list[Rule], threshold: float) -> list[str]:
                 re.compile(rule.params["pattern"])
             except re.error as error:
                 problems.append(f"rule {rule.id!r}: pattern does not compile: {error}")
+        if rule.kind == "llm_judge":
+            problems.extend(f"rule {rule.id!r}: {problem}" for problem in judge_param_problems(rule.params))
+    return problems
+
+
+def judge_param_problems(params: dict[str, Any]) -> list[str]:
+    problems = [
+        f"parameter {name!r} must be a non-empty text ({what})"
+        for name, what in (("agent", "the judge agent's name"), ("rubric", "what the judge scores against"))
+        if name in params and not (isinstance(params[name], str) and params[name].strip())
+    ]
+    pass_score = params.get("pass_score", DEFAULT_PASS_SCORE)
+    if isinstance(pass_score, bool) or not isinstance(pass_score, int | float) or not 0.0 <= pass_score <= 1.0:
+        problems.append(f"parameter 'pass_score' must be a number within 0..1, not {pass_score!r}")
     return problems
 
 

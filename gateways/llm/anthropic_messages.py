@@ -11,6 +11,9 @@ from commands.llm import LlmError, LlmReply, LlmRequest
 from gateways.llm.clients import ClientsByBaseUrl
 from gateways.llm.errors import from_status
 
+# Anthropic's messages API has no JSON mode: the instruction is the documented way to ask for JSON only.
+JSON_ONLY = "Answer with one JSON object and nothing else: no prose, no code fences."
+
 
 class AnthropicMessages:
     name = "anthropic"
@@ -27,7 +30,9 @@ class AnthropicMessages:
 
     async def complete(self, request: LlmRequest) -> LlmReply:
         client = self._clients.get(request.base_url)
-        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        system = "\n\n".join(
+            [m.content for m in request.messages if m.role == "system"] + ([JSON_ONLY] if request.json_output else [])
+        )
         arguments: dict[str, Any] = {
             "model": request.model,
             "max_tokens": request.max_tokens,

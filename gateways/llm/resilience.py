@@ -1,10 +1,10 @@
 """Per call: retries with exponential backoff and jitter that honour `Retry-After`, and a circuit breaker
-per provider (tenacity and purgatory); per agent: a chain of fallback providers."""
+per provider (tenacity and purgatory). An agent's fallback chain is `commands.llm.complete_with_fallback`."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
@@ -93,14 +93,3 @@ class Router:
         if provider is None:
             raise LlmError(f"provider {request.provider!r} is not configured here", retryable=False)
         return await provider.complete(request)
-
-
-async def complete_with_fallback(provider: LlmProvider, chain: Sequence[LlmRequest]) -> tuple[LlmReply, list[LlmError]]:
-    """Tries each request of the chain (the agent's provider, then its fallbacks) until one answers."""
-    failures: list[LlmError] = []
-    for request in chain:
-        try:
-            return await provider.complete(request), failures
-        except LlmError as error:
-            failures.append(error)
-    raise failures[-1] if failures else LlmError("no provider to call", retryable=False)

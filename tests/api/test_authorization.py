@@ -20,8 +20,19 @@ PERMITS = {
     "read": {"admin", "operator", "viewer", "auditor"},
     "audit": {"admin", "auditor"},
     "keys": {"admin"},
+    "budget": {"admin"},
 }
-DEFINITION = {"steps": [{"id": "draft", "kind": "agent"}, {"id": "send", "kind": "notify", "needs": ["draft"]}]}
+DEFINITION = {
+    "steps": [
+        {"id": "draft", "kind": "agent", "params": {"agent": "w", "prompt": "Write."}},
+        {
+            "id": "send",
+            "kind": "notify",
+            "needs": ["draft"],
+            "params": {"channel": "email", "recipient": "a", "template": "b"},
+        },
+    ]
+}
 
 
 async def seed(client: httpx.AsyncClient, issuer: TestIssuer) -> dict[str, str]:
@@ -47,6 +58,8 @@ async def seed(client: httpx.AsyncClient, issuer: TestIssuer) -> dict[str, str]:
     ids["key"] = (await client.post("/v1/api-keys", json={"name": "k", "roles": ["viewer"]}, headers=headers)).json()[
         "id"
     ]
+    budget = await client.put("/v1/budget", json={"tokens_per_day": 1_000_000}, headers=headers)
+    assert budget.status_code == 200, budget.text
     return ids
 
 
@@ -75,6 +88,8 @@ def routes(ids: dict[str, str]) -> list[tuple[str, str, str, dict[str, Any] | No
         ("POST", f"/v1/workflow-instances/{ids['instance']}/cancel", "write", {}, True),
         ("POST", "/v1/api-keys", "keys", {"name": "k2", "roles": ["viewer"]}, False),
         ("DELETE", f"/v1/api-keys/{ids['key']}", "keys", None, True),
+        ("PUT", "/v1/budget", "budget", {"cost_per_month": "250.00"}, False),
+        ("GET", "/v1/budget", "read", None, False),
         ("GET", "/v1/agents", "read", None, False),
         ("GET", f"/v1/agents/{ids['agent']}", "read", None, True),
         ("GET", "/v1/agent-runs", "read", None, False),

@@ -11,7 +11,19 @@ from tests.api.issuer import TestIssuer
 pytestmark = pytest.mark.integration
 DEFINITION = {
     "inputs": ["ticket"],
-    "steps": [{"id": "draft", "kind": "agent"}, {"id": "send", "kind": "notify", "needs": ["draft"]}],
+    "steps": [
+        {
+            "id": "draft",
+            "kind": "agent",
+            "params": {"agent": "support-writer", "prompt": "Reply to {{ inputs.ticket }}"},
+        },
+        {
+            "id": "send",
+            "kind": "notify",
+            "needs": ["draft"],
+            "params": {"channel": "email", "recipient": "ada@example.com", "template": "{{ outputs.draft }}"},
+        },
+    ],
 }
 
 
@@ -68,7 +80,13 @@ async def test_an_update_with_a_stale_if_match_answers_412(client: httpx.AsyncCl
 async def test_a_refused_command_is_a_422_problem_listing_every_reason(
     client: httpx.AsyncClient, issuer: TestIssuer
 ) -> None:
-    cyclic = {"steps": [{"id": "a", "kind": "agent", "needs": ["b"]}, {"id": "b", "kind": "agent", "needs": ["a"]}]}
+    write = {"agent": "w", "prompt": "Write."}
+    cyclic = {
+        "steps": [
+            {"id": "a", "kind": "agent", "needs": ["b"], "params": write},
+            {"id": "b", "kind": "agent", "needs": ["a"], "params": write},
+        ]
+    }
     response = await client.post(
         "/v1/workflow-templates", json={"name": "t", "definition": cyclic}, headers=auth(issuer)
     )

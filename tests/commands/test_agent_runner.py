@@ -12,11 +12,17 @@ from adapters.event_store.application import StoreApplication, memory_env
 from adapters.event_store.store import EventSourcedStore
 from commands import agents
 from commands.agent_runner import AgentRunner
+from commands.budgets import TenantBudgets
 from commands.llm import LlmError, LlmReply, LlmRequest
-from domain.agents.agent_run import AgentRun
+from domain.agents.agent import Fallback
+from domain.agents.agent_run import AgentRun, AgentRunSucceeded
 from domain.agents.pricing import Price, PriceTable
 from domain.aggregate import CommandContext
+from gateways.llm.anthropic_messages import AnthropicMessages
+from gateways.llm.openai_chat import OpenAIChat
+from gateways.llm.resilience import Router
 from gateways.llm.scripted import ScriptedProvider
+from tests.gateways.fake_llm import FakeLlmServer
 from tests.strategies import Clock
 
 PRICES = PriceTable(prices={"scripted/*": Price(input_per_million=Decimal(1), output_per_million=Decimal(2))})
@@ -54,7 +60,14 @@ def runner(store: EventSourcedStore, llm: object, clock: Clock) -> AgentRunner:
             at=ctx.at, tenant_id=tenant, actor="agent-worker", correlation_id=correlation, causation_id=correlation
         )
 
-    return AgentRunner(store=store, llm=llm, prices=PRICES, context=context, max_attempts=3)  # type: ignore[arg-type]
+    return AgentRunner(
+        store=store,
+        llm=llm,  # type: ignore[arg-type]
+        prices=PRICES,
+        context=context,
+        budgets=TenantBudgets(store),
+        max_attempts=3,
+    )
 
 
 async def requested(store: EventSourcedStore, clock: Clock) -> UUID:
@@ -126,3 +139,56 @@ async def test_a_cancelled_run_is_not_called(store: EventSourcedStore) -> None:
     llm = FailingProvider()
     assert (await runner(store, llm, clock).execute(run_id)).outcome == "skipped"
     assert llm.calls == 0
+
+
+async def test_an_agent_whose_endpoint_answers_500_is_answered_by_its_fallback_through_the_official_sdks(
+    store: EventSourcedStore,
+) -> None:
+    server = FakeLlmServer()
+    llm = Router(
+        {
+            "openai": OpenAIChat(api_key="test-key", base_url="http://127.0.0.1:9/v1", timeout=5),
+            "anthropic": AnthropicMessages(api_key="test-key", base_url=server.url, timeout=5),
+        }
+    )
+    try:
+        clock = Clock()
+        agent = await agents.register_agent(
+            store,
+            clock.ctx(),
+            agents.RegisterAgent(
+                name="local",
+                provider="openai_compatible",
+                model="llama3",
+                base_url=f"{server.url}/v1",  # the agent's own server, not the provider's default
+                fallbacks=[Fallback(provider="anthropic", model="claude-backup")],
+                json_output=True,
+            ),
+        )
+        run_id = (
+            await agents.request_agent_run(store, clock.ctx(), agents.RequestAgentRun(agent_id=agent.id, prompt="hi"))
+        ).id
+        server.fail_next(500)
+        assert (await runner(store, llm, clock).execute(run_id)).outcome == "succeeded"
+    finally:
+        await llm.close()
+        server.stop()
+    (primary_path, primary), (fallback_path, fallback) = server.requests
+    assert (primary_path, primary["model"], primary["response_format"]) == (
+        "/v1/chat/completions",
+        "llama3",
+        {"type": "json_object"},
+    )
+    assert (fallback_path, fallback["model"]) == ("/v1/messages", "claude-backup")
+    assert "JSON" in fallback["system"]
+    run = await store.get(AgentRun, run_id)
+    assert (run.output, run.attempts[-1].provider, run.attempts[-1].model) == (
+        "Hello from claude-backup",
+        "anthropic",
+        "claude-backup",
+    )
+    succeeded = store.events_of(run_id)[-1]
+    assert isinstance(succeeded, AgentRunSucceeded)
+    assert (succeeded.provider, succeeded.model) == ("anthropic", "claude-backup")
+    assert len(succeeded.fallback_errors) == 1
+    assert "500" in succeeded.fallback_errors[0]

@@ -137,7 +137,12 @@ async def test_a_validation_scores_the_local_rules(memory: EventSourcedStore) ->
 async def test_a_workflow_runs_to_completion_through_the_handlers(memory: EventSourcedStore) -> None:
     clock = Clock()
     definition = WorkflowDefinition(
-        steps=[StepDefinition(id="a", kind="agent"), StepDefinition(id="b", kind="notify", needs=["a"])]
+        steps=[
+            StepDefinition(id="a", kind="agent", params={"agent": "w", "prompt": "p"}),
+            StepDefinition(
+                id="b", kind="notify", needs=["a"], params={"channel": "email", "recipient": "r", "template": "t"}
+            ),
+        ]
     )
     template = await workflows.register_workflow_template(
         memory, clock.ctx(), workflows.RegisterWorkflowTemplate(name="t", definition=definition)

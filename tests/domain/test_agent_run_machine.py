@@ -73,6 +73,11 @@ class AgentRunMachine(RuleBasedStateMachine):
     def cancel(self) -> None:
         self.decide(lambda: self.run.cancel(self.clock.ctx(), reason="user"))
 
+    @rule(waits=st.booleans())
+    def budget_refuses(self, waits: bool) -> None:
+        until = self.clock.ctx().at if waits else None
+        self.decide(lambda: self.run.refuse(self.clock.ctx(), reason="over budget", retry_at=until))
+
     @invariant()
     def status_is_one_of_the_lifecycle(self) -> None:
         assert self.run.status in {"requested", "running", *TERMINAL}

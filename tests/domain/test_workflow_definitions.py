@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 
 from domain.workflows.definition import (
+    Compensation,
     RetryPolicy,
     StepDefinition,
     WorkflowDefinition,
@@ -13,6 +14,12 @@ from domain.workflows.definition import (
 )
 from domain.workflows.errors import InvalidWorkflowDefinition
 from tests.strategies import workflow_definitions
+
+WRITE = {"agent": "writer", "prompt": "Write."}
+
+
+def agent(step_id: str, **fields: object) -> StepDefinition:
+    return StepDefinition(id=step_id, kind="agent", params=WRITE, **fields)  # type: ignore[arg-type]
 
 
 @given(workflow_definitions())
@@ -23,9 +30,14 @@ def test_generated_definitions_are_valid(definition: WorkflowDefinition) -> None
 def test_every_problem_is_listed_with_its_step() -> None:
     definition = WorkflowDefinition(
         steps=[
-            StepDefinition(id="draft", kind="agent", needs=["missing"]),
-            StepDefinition(id="draft", kind="agent", retry=RetryPolicy(max_attempts=0)),
-            StepDefinition(id="Bad Id", kind="notify", timeout_seconds=-1),
+            agent("draft", needs=["missing"]),
+            agent("draft", retry=RetryPolicy(max_attempts=0)),
+            StepDefinition(
+                id="Bad Id",
+                kind="notify",
+                timeout_seconds=-1,
+                params={"channel": "email", "recipient": "x", "template": "y"},
+            ),
         ],
         inputs=["ticket", "ticket"],
     )
@@ -46,9 +58,9 @@ def test_every_problem_is_listed_with_its_step() -> None:
 def test_a_cycle_is_named_with_its_path() -> None:
     definition = WorkflowDefinition(
         steps=[
-            StepDefinition(id="a", kind="agent", needs=["c"]),
-            StepDefinition(id="b", kind="agent", needs=["a"]),
-            StepDefinition(id="c", kind="agent", needs=["b"]),
+            agent("a", needs=["c"]),
+            agent("b", needs=["a"]),
+            agent("c", needs=["b"]),
         ]
     )
     [problem] = definition_problems(definition)
@@ -58,3 +70,26 @@ def test_a_cycle_is_named_with_its_path() -> None:
 
 def test_an_empty_workflow_is_refused() -> None:
     assert definition_problems(WorkflowDefinition(steps=[])) == ["a workflow needs at least one step"]
+
+
+def test_each_kind_checks_its_parameters() -> None:
+    definition = WorkflowDefinition(
+        steps=[
+            StepDefinition(id="draft", kind="agent", params={"agent": "writer"}),
+            StepDefinition(id="other", kind="agent", params={**WRITE, "output": "xml"}),
+            StepDefinition(id="check", kind="validate", needs=["draft"], params={"ruleset": "q", "target": "other"}),
+            StepDefinition(id="tell", kind="notify", params={"channel": "pigeon", "recipient": "x", "template": "y"}),
+            StepDefinition(id="ok", kind="approval", params={"signal": "Go!", "colour": "red"}),
+            StepDefinition(id="route", kind="branch", params={"condition": "true", "then": ["tell", "ghost"]}),
+            agent("undo", compensate=Compensation(kind="approval")),
+        ]
+    )
+    problems = definition_problems(definition)
+    assert "step 'draft': params: Object missing required field `prompt`" in problems
+    assert any(p == "step 'other': params: Invalid enum value 'xml' - at `$.output`" for p in problems), problems
+    assert "step 'check': validate target 'other' must be one of its needs ['draft']" in problems
+    assert any(p.startswith("step 'tell': params:") and "channel" in p for p in problems)
+    assert "step 'ok': params: Object contains unknown field `colour`" in problems
+    assert "step 'route': branch names unknown step 'ghost'" in problems
+    assert "step 'tell': is chosen by branch 'route', so it must need it" in problems
+    assert "step 'undo': compensate: kind must be one of ['agent', 'notify']" in problems

@@ -1,7 +1,7 @@
 """A local HTTP server that speaks the OpenAI and Anthropic wire formats, streaming included.
 
-Tests queue failures (`fail_next(status, retry_after)`) and delays; otherwise it answers
-"Hello from <model>" with word-count usage. It records every request it received.
+Tests queue failures (`fail_next(status, retry_after)`), replies (`reply_next(text)`) and delays; otherwise it
+answers "Hello from <model>" with word-count usage. It records every request it received.
 """
 
 from __future__ import annotations
@@ -14,12 +14,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # a thousand clients connect at once in the engine benchmark
+    daemon_threads = True
+
+
 class FakeLlmServer:
     __test__ = False
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.failures: deque[tuple[int, float | None]] = deque()
+        self.replies: deque[str] = deque()
         self.delay = 0.0
         server = self
 
@@ -42,7 +48,7 @@ class FakeLlmServer:
                     self._json(404, {"error": {"message": "no such endpoint"}})
 
             def _reply_text(self, body: dict[str, Any]) -> tuple[str, int]:
-                text = f"Hello from {body.get('model', '?')}"
+                text = server.replies.popleft() if server.replies else f"Hello from {body.get('model', '?')}"
                 words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
                 return text, words
 
@@ -148,12 +154,15 @@ class FakeLlmServer:
             def log_message(self, *args: Any) -> None:
                 return None
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def fail_next(self, status: int, *, times: int = 1, retry_after: float | None = None) -> None:
         self.failures.extend([(status, retry_after)] * times)
+
+    def reply_next(self, text: str, *, times: int = 1) -> None:
+        self.replies.extend([text] * times)
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from commands.llm import LlmError, LlmProvider, LlmRequest
+from commands.llm import LlmError, LlmProvider, LlmRequest, complete_with_fallback
 from domain.agents.agent_run import ChatMessage
 from gateways.llm.anthropic_messages import AnthropicMessages
 from gateways.llm.openai_chat import OpenAIChat
-from gateways.llm.resilience import Resilient, Router, breakers, complete_with_fallback
+from gateways.llm.resilience import Resilient, Router, breakers
 from gateways.llm.scripted import ScriptedProvider
 from tests.gateways.fake_llm import FakeLlmServer
 

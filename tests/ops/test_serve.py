@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from projections.catalog import PROJECTIONS
 from tests.ops.test_demo import AIWP, run_aiwp
 
 
@@ -36,7 +37,7 @@ def test_serve_answers_an_authenticated_request_and_stops_on_sigterm(tmp_path: P
     try:
         assert process.stdout is not None
         line = process.stdout.readline()  # blocks until serve says it is up
-        assert "the relay and 12 projectors on the in-process bus" in line, process.stderr
+        assert f"the relay and {len(PROJECTIONS)} projectors on the in-process bus" in line, process.stderr
         token = run_aiwp("token", "issue", "--role", "admin", "--tenant", "demo", env=env).stdout.strip()
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/v1/agents",

@@ -1,0 +1,166 @@
+"""The workflow engine: concurrent agent runs against a slow LLM, and 3-step workflows per second.
+
+    RESULT runs_1000_wall               s for 1,000 concurrent agent runs, the LLM answering after 200 ms
+    RESULT reference_store_3000_events  s for the store to append the same 3,000 events (3 per run), 1,000 writers
+    RESULT ideal_1000_runs              s, 200 ms + the store's time for those events
+    RATIO  runs_1000_wall               wall / ideal (target <= 5)
+    RESULT workflows_per_second         3-step workflows/s, the LLM answering at once
+    RATIO  workflows_per_second         rate / 100 (target >= 1)
+
+All in one process over the machine's PostgreSQL and RabbitMQ: the relay, the agent worker (1,000 runs in
+flight), the orchestrator and the projections it reads (agents, workflow_instances). The LLM is the local
+wire-format server of the tests, driven through the official OpenAI SDK.
+
+Run: `make bench` (or `python -m tests.bench.engine`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from uuid import UUID
+
+from commands import agents, workflows
+from domain.agents.agent_run import TERMINAL, AgentRun
+from domain.aggregate import CommandContext
+from domain.workflows.definition import StepDefinition, WorkflowDefinition
+from domain.workflows.instance import FINAL, WorkflowInstance
+from ops.bootstrap import Platform, open_platform, running_workers
+from ops.settings import Settings
+from tests.bench.common import DATABASE_URL, scratch_schema, scratch_vhost
+from tests.gateways.fake_llm import FakeLlmServer
+
+RUNS = 1_000
+LLM_DELAY = 0.2
+WORKFLOWS = 400
+ENGINE_PROJECTIONS = ["agents", "workflow_instances"]
+
+
+def context() -> CommandContext:
+    correlation = uuid.uuid4()
+    return CommandContext(
+        at=datetime.now(UTC), tenant_id="bench", actor="bench", correlation_id=correlation, causation_id=correlation
+    )
+
+
+async def until_done(platform: Platform, kind: type[AgentRun] | type[WorkflowInstance], ids: list[UUID]) -> None:
+    ending = TERMINAL if kind is AgentRun else FINAL
+    pending = list(ids)
+    while pending:
+        loaded = await asyncio.gather(*(platform.store.get(kind, i) for i in pending))
+        failed = [x for x in loaded if x.status in ending and x.status not in ("succeeded", "completed")]
+        if failed:
+            raise RuntimeError(f"{kind.__name__} {failed[0].id} ended {failed[0].status}")
+        pending = [x.id for x in loaded if x.status not in ending]
+        if pending:
+            await asyncio.sleep(0.05)
+
+
+async def concurrent_runs(platform: Platform, llm: FakeLlmServer) -> float:
+    agent = await agents.register_agent(
+        platform.store, context(), agents.RegisterAgent(name="slow", provider="openai", model="gpt-bench")
+    )
+    llm.delay = LLM_DELAY
+    async with running_workers(platform, projections=[], agents=True):
+        began = time.perf_counter()
+        requested = await asyncio.gather(
+            *(
+                agents.request_agent_run(
+                    platform.store, context(), agents.RequestAgentRun(agent_id=agent.id, prompt=f"question {i}")
+                )
+                for i in range(RUNS)
+            )
+        )
+        await until_done(platform, AgentRun, [r.id for r in requested])
+        return time.perf_counter() - began
+
+
+async def store_reference(platform: Platform, events: int) -> float:
+    """The same number of events, appended as 1,000 writers would: one run request each, then two more."""
+
+    async def writer(i: int) -> None:
+        agent = await agents.register_agent(
+            platform.store, context(), agents.RegisterAgent(name=f"r{i}", provider="scripted", model="m")
+        )
+        for _ in range(events // RUNS - 1):
+            await agents.reconfigure_agent(
+                platform.store,
+                context(),
+                agents.ReconfigureAgent(
+                    agent_id=agent.id, provider="scripted", model="m2", system_prompt="", temperature=0.1, max_tokens=9
+                ),
+            )
+
+    began = time.perf_counter()
+    await asyncio.gather(*(writer(i) for i in range(RUNS)))
+    return time.perf_counter() - began
+
+
+def three_steps() -> WorkflowDefinition:
+    def step(name: str, needs: list[str]) -> StepDefinition:
+        return StepDefinition(
+            id=name, kind="agent", needs=needs, params={"agent": "fast", "prompt": f"{name}: {{{{ inputs.topic }}}}"}
+        )
+
+    return WorkflowDefinition(
+        inputs=["topic"], steps=[step("plan", []), step("write", ["plan"]), step("edit", ["write"])]
+    )
+
+
+async def workflows_per_second(platform: Platform, llm: FakeLlmServer) -> float:
+    llm.delay = 0.0
+    agent = await agents.register_agent(
+        platform.store, context(), agents.RegisterAgent(name="fast", provider="openai", model="gpt-bench")
+    )
+    template = await workflows.register_workflow_template(
+        platform.store, context(), workflows.RegisterWorkflowTemplate(name="three", definition=three_steps())
+    )
+    async with running_workers(platform, projections=ENGINE_PROJECTIONS, agents=True, orchestrator=True):
+        assert await platform.wait_for(max(agent.position, template.position), timeout=30, names=["agents"])
+        began = time.perf_counter()
+        started = await asyncio.gather(
+            *(
+                workflows.start_workflow_instance(
+                    platform.store,
+                    context(),
+                    workflows.StartWorkflowInstance(template_id=template.id, inputs={"topic": f"t{i}"}),
+                )
+                for i in range(WORKFLOWS)
+            )
+        )
+        await until_done(platform, WorkflowInstance, [s.id for s in started])
+        return WORKFLOWS / (time.perf_counter() - began)
+
+
+async def main() -> None:
+    llm = FakeLlmServer()
+    try:
+        with scratch_schema() as schema, scratch_vhost() as amqp_url:
+            settings = Settings(
+                database_url=DATABASE_URL,
+                database_schema=schema,
+                amqp_url=amqp_url,
+                openai_base_url=f"{llm.url}/v1",
+                db_pool_size=8,
+                read_pool_size=8,
+                agent_concurrency=RUNS,
+            )
+            async with open_platform(settings, {"OPENAI_API_KEY": "bench-key"}) as platform:
+                wall = await concurrent_runs(platform, llm)
+                reference = await store_reference(platform, 3 * RUNS)
+                rate = await workflows_per_second(platform, llm)
+    finally:
+        llm.stop()
+    ideal = LLM_DELAY + reference
+    print(f"RESULT runs_1000_wall {wall:.2f} s")
+    print(f"RESULT reference_store_3000_events {reference:.2f} s")
+    print(f"RESULT ideal_1000_runs {ideal:.2f} s")
+    print(f"RATIO runs_1000_wall {wall / ideal:.2f}")
+    print(f"RESULT workflows_per_second {rate:.0f} workflows/s")
+    print(f"RATIO workflows_per_second {rate / 100:.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
