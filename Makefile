@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.append
 	$(BIN)/python -m tests.bench.pipeline
 	$(BIN)/python -m tests.bench.api
+	$(BIN)/python -m tests.bench.engine
 
 clean:
 	rm -rf $(VENV) .aiwp .mypy_cache .ruff_cache .hypothesis

@@ -20,6 +20,11 @@ async def _setup(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep(conn: asyncpg.Connection) -> None:
+    """No reset on release: these connections only read and write rows, they keep no session state
+    (asyncpg's default reset is a round trip on every release)."""
+
+
 async def create_pool(database_url: str, schema: str, *, size: int = 10, **options: Any) -> asyncpg.Pool:
     """A pool whose connections see `schema` first."""
     pool = await asyncpg.create_pool(
@@ -28,6 +33,7 @@ async def create_pool(database_url: str, schema: str, *, size: int = 10, **optio
         max_size=size,
         server_settings={"search_path": f'"{schema}", public'},
         init=_setup,
+        reset=_keep,
         **options,
     )
     assert pool is not None

@@ -12,7 +12,7 @@ to the agent's provider, then to its fallbacks in turn, and the run records whic
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
 from uuid import UUID
@@ -33,6 +33,7 @@ from commands.budgets import ReserveBudget, SettleBudget, TenantBudgets, reserve
 from commands.errors import AggregateNotFound, ConcurrencyError
 from commands.llm import LlmError, LlmProvider, LlmReply, LlmRequest, complete_with_fallback
 from commands.ports import EventStore
+from commands.unit_of_work import IdentityMap
 from domain.agents.agent_run import TERMINAL, AgentRun
 from domain.agents.budget import BudgetLimits
 from domain.agents.budget_ledger import day_of, worst_case_tokens
@@ -89,6 +90,10 @@ class AgentRunner:
 
     async def execute(self, run_id: UUID) -> RunResult:
         """Makes one attempt at a run; `retry` asks the caller to deliver it again later."""
+        # One load of the run for the whole attempt: its next writes decide on the copy already in hand.
+        return await replace(self, store=IdentityMap(self.store))._execute(run_id)
+
+    async def _execute(self, run_id: UUID) -> RunResult:
         try:
             run = await self.store.get(AgentRun, run_id)
         except AggregateNotFound:
@@ -187,13 +192,13 @@ class AgentRunner:
         return RunResult("skipped", detail=detail)
 
     async def _failed(self, run: AgentRun, error: LlmError, ctx: Context, metered: bool) -> RunResult:
+        attempts = run.attempts_made + 1  # this one included (it is still open)
         try:
             await record_attempt_failure(
                 self.store,
                 ctx(),
                 RecordAttemptFailure(run_id=run.id, error=str(error), latency_ms=0, retryable=error.retryable),
             )
-            attempts = run.attempts_made + 1
             if error.retryable and attempts < self.max_attempts:
                 return RunResult("retry", retry_after=error.retry_after, detail=str(error))  # the reservation stays
             await fail_agent_run(

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -77,6 +77,9 @@ class Orchestrator:
     concurrency: int = 64
     # The step each child serves, as this process asked for it: saves loading the child to find out.
     asked: dict[UUID, StepRef] = field(default_factory=dict)
+    # Timers this process has written, so that each later wake-up does not write them again.
+    scheduled: dict[tuple[UUID, datetime], bool] = field(default_factory=dict)
+    locks: dict[UUID, tuple[asyncio.Lock, int]] = field(default_factory=dict)
 
     # -- what wakes it ---------------------------------------------------------------------------
 
@@ -119,6 +122,25 @@ class Orchestrator:
 
     async def reconcile(self, instance_id: UUID, cause: UUID | None = None, *, due: datetime | None = None) -> None:
         """Moves one instance as far as it can go now; `due` is the time of the timer that woke it."""
+        async with self._alone(instance_id):
+            await self._reconcile_retrying(instance_id, cause, due)
+
+    @contextlib.asynccontextmanager
+    async def _alone(self, instance_id: UUID) -> AsyncIterator[None]:
+        """One wake-up of an instance at a time in this process: the next one sees what this one wrote."""
+        lock, users = self.locks.get(instance_id, (asyncio.Lock(), 0))
+        self.locks[instance_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self.locks[instance_id]
+            if users == 1:
+                del self.locks[instance_id]
+            else:
+                self.locks[instance_id] = (lock, users - 1)
+
+    async def _reconcile_retrying(self, instance_id: UUID, cause: UUID | None, due: datetime | None) -> None:
         for _ in range(MAX_CONFLICTS):
             try:
                 await self._reconcile(instance_id, cause, due)
@@ -134,6 +156,7 @@ class Orchestrator:
         if instance is None:
             return
         fresh: set[str] = set()  # steps this wake-up started: they have no child yet
+        asked: set[str] = set()  # steps whose child this wake-up asked for: nothing to look at until it ends
         for _ in range(MAX_PASSES):
             now = self.clock()
             ctx = CommandContext(
@@ -143,15 +166,19 @@ class Orchestrator:
                 correlation_id=instance.correlation_id,
                 causation_id=cause or instance.id,
             )
-            events = await self._decide(instance, ctx, fresh)
+            events = await self._decide(instance, ctx, fresh, asked)
             if not events:
                 break
             await self.store.save(instance, events)
             fresh |= {e.step_id for e in events if isinstance(e, StepStarted)}
         for at in instance.wake_ups():
-            await self.timers.schedule(instance.tenant_id, instance.id, at)
+            if (instance.id, at) not in self.scheduled:
+                await self.timers.schedule(instance.tenant_id, instance.id, at)
+                self._note(self.scheduled, (instance.id, at), True)
 
-    async def _decide(self, instance: WorkflowInstance, ctx: CommandContext, fresh: set[str]) -> list[DomainEvent]:
+    async def _decide(
+        self, instance: WorkflowInstance, ctx: CommandContext, fresh: set[str], asked: set[str]
+    ) -> list[DomainEvent]:
         if instance.status == "compensating":
             return await self._compensate(instance, ctx)
         if instance.status == "cancelled":
@@ -166,8 +193,12 @@ class Orchestrator:
             deadline = instance.deadline(step_id)
             if deadline is not None and ctx.at >= deadline:
                 events += instance.time_out(ctx, step_id)
-            elif not any(getattr(e, "step_id", None) == step_id for e in events):  # started this pass: saved first
+            elif step_id in asked or any(getattr(e, "step_id", None) == step_id for e in events):
+                continue  # its child was just asked for; or it started in this pass, and is saved first
+            else:
                 events += await self._advance(instance, step_id, ctx, fresh=step_id in fresh)
+                if step_id in fresh:
+                    asked.add(step_id)
         return events
 
     async def _advance(
@@ -236,9 +267,14 @@ class Orchestrator:
         return ""
 
     def _remember(self, child: UUID, ref: StepRef) -> None:
-        if len(self.asked) >= MAX_REMEMBERED:
-            self.asked.pop(next(iter(self.asked)))
-        self.asked[child] = ref
+        self._note(self.asked, child, ref)
+
+    @staticmethod
+    def _note(memory: dict[Any, Any], key: Any, value: Any) -> None:
+        """Bounded memory: the oldest entry goes first."""
+        if len(memory) >= MAX_REMEMBERED:
+            memory.pop(next(iter(memory)))
+        memory[key] = value
 
     async def _validate_step(
         self, instance: WorkflowInstance, step_id: str, ctx: CommandContext, *, fresh: bool

@@ -65,3 +65,36 @@ async def change(
     events = decide(aggregate)
     position = await store.save(aggregate, events)
     return CommandResult(id=aggregate_id, version=aggregate.version, position=position)
+
+
+class IdentityMap:
+    """The store as one unit of work sees it: an aggregate it loaded or saved is not loaded again.
+
+    If another writer saved the aggregate meanwhile, the next save fails with `ConcurrencyError` — the
+    answer a fresh load would have led to as well, one step later. A failed save forgets the aggregate.
+    """
+
+    def __init__(self, store: EventStore) -> None:
+        self._store = store
+        self._seen: dict[UUID, Aggregate] = {}
+
+    async def get(self, kind: type[A], aggregate_id: UUID, *, version: int | None = None) -> A:
+        seen = self._seen.get(aggregate_id)
+        if version is None and isinstance(seen, kind):
+            return seen
+        aggregate = await self._store.get(kind, aggregate_id, version=version)
+        if version is None:
+            self._seen[aggregate_id] = aggregate
+        return aggregate
+
+    async def save(self, aggregate: Aggregate, events: Sequence[DomainEvent]) -> int:
+        try:
+            position = await self._store.save(aggregate, events)
+        except BaseException:
+            self._seen.pop(aggregate.id, None)
+            raise
+        self._seen[aggregate.id] = aggregate
+        return position
+
+    async def position_of(self, aggregate_id: UUID, version: int) -> int:
+        return await self._store.position_of(aggregate_id, version)

@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from adapters.bus.in_process import InProcessBus
-from adapters.bus.port import AGENT_WORK, VALIDATION_WORK, Binding, Consumer, EventBus, WorkOutcome
+from adapters.bus.port import AGENT_WORK, ORCHESTRATOR_WORK, VALIDATION_WORK, Binding, Consumer, EventBus, WorkOutcome
 from adapters.bus.rabbitmq import RabbitBus
 from adapters.embedded_postgres import EmbeddedPostgres
 from adapters.event_store.application import StoreApplication, postgres_env
@@ -24,7 +24,7 @@ from adapters.event_store.mapper import MsgspecMapper
 from adapters.event_store.store import EventSourcedStore
 from adapters.migrations import apply_migrations
 from adapters.names import ReadModelNames
-from adapters.orchestration import ORCHESTRATOR_BINDING, run_orchestrator
+from adapters.orchestration import run_orchestrator
 from adapters.postgres import connect, create_pool
 from adapters.projector import Projector, run_projector
 from adapters.relay import Relay
@@ -98,7 +98,14 @@ class Platform:
             async with self.pool.acquire() as conn:
                 return await unfinished_instances(conn)
 
-        await run_orchestrator(self.orchestrator(), self.bus, PostgresTimers(self.pool), stop, unfinished=unfinished)
+        await run_orchestrator(
+            self.orchestrator(),
+            self.bus,
+            PostgresTimers(self.pool),
+            stop,
+            unfinished=unfinished,
+            concurrency=self.settings.orchestrator_concurrency,
+        )
 
     def validation_runner(self) -> ValidationRunner:
         assert self.llm is not None, "open the platform with its LLM providers"
@@ -188,6 +195,9 @@ async def open_platform(settings: Settings, environ: Mapping[str, str] | None = 
             stack.push_async_callback(store.close)
             pool = await create_pool(database_url, settings.database_schema, size=settings.read_pool_size)
             stack.push_async_callback(pool.close)
+            loads = await create_pool(database_url, settings.database_schema, size=settings.db_pool_size)
+            stack.push_async_callback(loads.close)
+            store.read_with(loads)
             async with pool.acquire() as conn:
                 applied = await apply_migrations(conn)
             if applied:
@@ -207,10 +217,9 @@ async def open_platform(settings: Settings, environ: Mapping[str, str] | None = 
             # every consumer queue exists (and buffers) before any relay publishes
             await bus.start(
                 [Binding.for_projection(p.name, p.projection.context) for p in platform.projectors.values()]
-                + [ORCHESTRATOR_BINDING]
             )
             # before any relay publishes, so runs and validations are never unroutable
-            await bus.declare_work([AGENT_WORK, VALIDATION_WORK])
+            await bus.declare_work([AGENT_WORK, VALIDATION_WORK, ORCHESTRATOR_WORK])
             platform.llm = await build_llm(settings, build_secrets(settings, environ or {}))
             stack.push_async_callback(platform.llm.close)
             yield platform

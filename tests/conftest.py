@@ -13,6 +13,7 @@ from psycopg import sql
 
 from adapters.event_store.application import StoreApplication, memory_env, postgres_env
 from adapters.event_store.store import EventSourcedStore
+from adapters.postgres import create_pool
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_TEST_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -72,12 +73,18 @@ def postgres_store(database_url: str, schema: str, **options: object) -> EventSo
 
 @pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.integration)])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[EventSourcedStore]:
-    """The event store, once in memory and once on PostgreSQL: one contract, two backends."""
+    """The event store, once in memory and once on PostgreSQL (loads through asyncpg, as the platform's do):
+    one contract, two backends."""
     if request.param == "memory":
         made = EventSourcedStore(StoreApplication(env=memory_env()), snapshot_interval=3)
-    else:
-        made = postgres_store(
-            request.getfixturevalue("database_url"), request.getfixturevalue("pg_schema"), snapshot_interval=3
-        )
+        yield made
+        await made.close()
+        return
+    database_url, schema = request.getfixturevalue("database_url"), request.getfixturevalue("pg_schema")
+    made = postgres_store(database_url, schema, snapshot_interval=3)
+    made.app.recorder  # noqa: B018 - the tables exist before the first load
+    pool = await create_pool(database_url, schema, size=4)
+    made.read_with(pool)
     yield made
     await made.close()
+    await pool.close()

@@ -48,7 +48,7 @@ class InProcessBus:
                     queue.put_nowait(envelope)
             key = routing_key(envelope)
             for work, items in self._work.items():
-                if work.exchange == exchange and work.routing_key == key:
+                if work.takes(exchange, key):
                     items.put_nowait(envelope)
 
     async def declare_work(self, queues: Sequence[WorkQueue]) -> None:

@@ -29,21 +29,58 @@ class Binding(NamedTuple):
         return cls(f"projection.{name}", exchange_of(context) if context else SYSTEM_EXCHANGE)
 
 
+Source = tuple[str, str]  # an exchange and a topic pattern (`*` one word, `#` any number of words)
+
+
 class WorkQueue(NamedTuple):
-    """A queue of work with competing consumers, fed by one kind of event, with delayed retries."""
+    """A queue of work with competing consumers, fed by some kinds of event, with delayed retries."""
 
     queue: str
-    exchange: str
-    routing_key: str
+    sources: tuple[Source, ...]
     retry_delays: tuple[int, ...] = (2, 10, 60)  # seconds; a retry waits in the first tier at least as long
 
     def delay_queue(self, seconds: float) -> tuple[str, int]:
         tier = next((d for d in self.retry_delays if d >= seconds), self.retry_delays[-1])
         return f"{self.queue}.delay.{tier}s", tier
 
+    def takes(self, exchange: str, key: str) -> bool:
+        return any(exchange == source and topic_matches(pattern, key) for source, pattern in self.sources)
 
-AGENT_WORK = WorkQueue("agent.commands", "agent.events", "agent.AgentRun.AgentRunRequested")
-VALIDATION_WORK = WorkQueue("validation.commands", "validation.events", "validation.Validation.ValidationRequested")
+
+def topic_matches(pattern: str, key: str) -> bool:
+    """AMQP topic matching: words separated by dots, `*` stands for one word, `#` for zero or more."""
+    return _matches(pattern.split("."), key.split("."))
+
+
+def _matches(words: list[str], keys: list[str]) -> bool:
+    if not words:
+        return not keys
+    head, rest = words[0], words[1:]
+    if head == "#":
+        return any(_matches(rest, keys[i:]) for i in range(len(keys) + 1))
+    return bool(keys) and head in ("*", keys[0]) and _matches(rest, keys[1:])
+
+
+AGENT_WORK = WorkQueue("agent.commands", (("agent.events", "agent.AgentRun.AgentRunRequested"),))
+VALIDATION_WORK = WorkQueue(
+    "validation.commands", (("validation.events", "validation.Validation.ValidationRequested"),)
+)
+# What the orchestrator reacts to: what others do to its instances (it needs no news of its own writes),
+# and the ends of the runs and validations it asked for.
+ORCHESTRATOR_WORK = WorkQueue(
+    "orchestrator",
+    (
+        *(
+            ("workflow.events", f"workflow.WorkflowInstance.{event}")
+            for event in ("WorkflowInstanceStarted", "SignalReceived", "WorkflowCancelled")
+        ),
+        *(
+            ("agent.events", f"agent.AgentRun.{end}")
+            for end in ("AgentRunSucceeded", "AgentRunFailed", "AgentRunCancelled", "AgentRunRefused")
+        ),
+        ("validation.events", "validation.Validation.ValidationCompleted"),
+    ),
+)
 
 
 class Consumer(Protocol):

@@ -238,7 +238,8 @@ async def declare_work_queue(channel: AbstractChannel, work: WorkQueue) -> None:
         durable=True,
         arguments={"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE, "x-dead-letter-routing-key": work.queue},
     )
-    await queue.bind(work.exchange, routing_key=work.routing_key)
+    for exchange, pattern in work.sources:
+        await queue.bind(exchange, routing_key=pattern)
     for seconds in work.retry_delays:
         await channel.declare_queue(
             f"{work.queue}.delay.{seconds}s",

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
+import asyncpg
 import msgspec
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
@@ -18,6 +19,8 @@ from psycopg import sql
 
 from adapters.event_store.application import StoreApplication
 from adapters.event_store.group_commit import GroupCommitter
+from adapters.event_store.mapper import MsgspecMapper
+from adapters.event_store.stream_reader import StreamReader
 from commands.errors import AggregateNotFound, ConcurrencyError
 from domain.aggregate import Aggregate, NotThisKind
 from domain.events import DomainEvent, Snapshot
@@ -42,6 +45,7 @@ class EventSourcedStore:
         commits_in_flight: int = 2,
     ) -> None:
         self.app = app
+        self._reader: StreamReader | None = None
         self._snapshot_interval = snapshot_interval
         self._readers = ThreadPoolExecutor(read_threads, thread_name_prefix="store-read")
         self._writer = ThreadPoolExecutor(commits_in_flight, thread_name_prefix="store-write")
@@ -49,7 +53,15 @@ class EventSourcedStore:
             self._write, self._writer, max_batch=max_batch, max_wait=max_wait, in_flight=commits_in_flight
         )
 
+    def read_with(self, pool: asyncpg.Pool) -> None:
+        """Loads go through asyncpg on the event loop from now on (PostgreSQL only; see `StreamReader`)."""
+        mapper = self.app.mapper
+        assert isinstance(mapper, MsgspecMapper)
+        self._reader = StreamReader(pool, mapper, snapshots=self.app.snapshots is not None)
+
     async def get(self, kind: type[A], aggregate_id: UUID, *, version: int | None = None) -> A:
+        if self._reader is not None:
+            return await self._reader.get(kind, aggregate_id, version)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._get, kind, aggregate_id, version)
 

@@ -4,12 +4,15 @@
     RESULT reference_store_3000_events  s for the store to append the same 3,000 events (3 per run), 1,000 writers
     RESULT ideal_1000_runs              s, 200 ms + the store's time for those events
     RATIO  runs_1000_wall               wall / ideal (target <= 5)
-    RESULT workflows_per_second         3-step workflows/s, the LLM answering at once
-    RATIO  workflows_per_second         rate / 100 (target >= 1)
+    RESULT workflows_per_second_<bus>   3-step workflows/s, the LLM answering at once, over RabbitMQ and
+                                        over the embedded (in-process) bus
+    RATIO  workflows_per_second_<bus>   rate / 100 (target >= 1)
 
-All in one process over the machine's PostgreSQL and RabbitMQ: the relay, the agent worker (1,000 runs in
-flight), the orchestrator and the projections it reads (agents, workflow_instances). The LLM is the local
-wire-format server of the tests, driven through the official OpenAI SDK.
+All in one process over the machine's PostgreSQL (and RabbitMQ): the relay, the agent worker (1,000 runs in
+flight for the first figure, 64 for the second), the orchestrator and the projections it reads (agents,
+workflow_instances). The LLM is the local wire-format server of the tests, in a process of its own, driven
+through the official OpenAI SDK. On this 2-core machine the database, the broker and the LLM server share
+the cores with the platform.
 
 Run: `make bench` (or `python -m tests.bench.engine`).
 """
@@ -17,9 +20,15 @@ Run: `make bench` (or `python -m tests.bench.engine`).
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import UUID
 
 from commands import agents, workflows
@@ -30,12 +39,40 @@ from domain.workflows.instance import FINAL, WorkflowInstance
 from ops.bootstrap import Platform, open_platform, running_workers
 from ops.settings import Settings
 from tests.bench.common import DATABASE_URL, scratch_schema, scratch_vhost
-from tests.gateways.fake_llm import FakeLlmServer
 
 RUNS = 1_000
+WORKER_PROCESSES = 2
 LLM_DELAY = 0.2
 WORKFLOWS = 400
 ENGINE_PROJECTIONS = ["agents", "workflow_instances"]
+
+
+@contextmanager
+def llm_server(delay: float) -> Iterator[str]:
+    """The tests' wire-format LLM server in a process of its own, so that it takes no time from ours."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.gateways.fake_llm", str(delay)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        yield process.stdout.readline().strip() + "/v1"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+KEYS = {"OPENAI_API_KEY": "bench-key"}
+
+
+def settings(schema: str, amqp_url: str | None, *, agent_concurrency: int) -> Settings:
+    return Settings(
+        database_url=DATABASE_URL,
+        database_schema=schema,
+        amqp_url=amqp_url,
+        db_pool_size=8,
+        read_pool_size=8,
+        agent_concurrency=agent_concurrency,
+    )
 
 
 def context() -> CommandContext:
@@ -58,12 +95,35 @@ async def until_done(platform: Platform, kind: type[AgentRun] | type[WorkflowIns
             await asyncio.sleep(0.05)
 
 
-async def concurrent_runs(platform: Platform, llm: FakeLlmServer) -> float:
+@contextmanager
+def agent_workers(count: int, schema: str, amqp_url: str) -> Iterator[None]:
+    """`aiwp worker agents` processes, as a deployment scales the worker out."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIWP_")} | {
+        "AIWP_DATABASE_URL": DATABASE_URL,
+        "AIWP_DATABASE_SCHEMA": schema,
+        "AIWP_AMQP_URL": amqp_url,
+        "AIWP_AGENT_CONCURRENCY": str(RUNS // count),
+        "AIWP_DB_POOL_SIZE": "8",
+        "OPENAI_API_KEY": "bench-key",
+    }
+    aiwp = Path(sys.executable).with_name("aiwp")
+    workers = [subprocess.Popen([str(aiwp), "worker", "agents"], env=env) for _ in range(count)]
+    try:
+        time.sleep(4)  # they connect and take the queue before the clock starts
+        yield
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.wait(timeout=30)
+
+
+async def concurrent_runs(platform: Platform, slow_llm: str) -> float:
     agent = await agents.register_agent(
-        platform.store, context(), agents.RegisterAgent(name="slow", provider="openai", model="gpt-bench")
+        platform.store,
+        context(),
+        agents.RegisterAgent(name="slow", provider="openai_compatible", model="gpt-bench", base_url=slow_llm),
     )
-    llm.delay = LLM_DELAY
-    async with running_workers(platform, projections=[], agents=True):
+    async with running_workers(platform, projections=[]):
         began = time.perf_counter()
         requested = await asyncio.gather(
             *(
@@ -109,10 +169,11 @@ def three_steps() -> WorkflowDefinition:
     )
 
 
-async def workflows_per_second(platform: Platform, llm: FakeLlmServer) -> float:
-    llm.delay = 0.0
+async def workflows_per_second(platform: Platform, fast_llm: str) -> float:
     agent = await agents.register_agent(
-        platform.store, context(), agents.RegisterAgent(name="fast", provider="openai", model="gpt-bench")
+        platform.store,
+        context(),
+        agents.RegisterAgent(name="fast", provider="openai_compatible", model="gpt-bench", base_url=fast_llm),
     )
     template = await workflows.register_workflow_template(
         platform.store, context(), workflows.RegisterWorkflowTemplate(name="three", definition=three_steps())
@@ -135,31 +196,27 @@ async def workflows_per_second(platform: Platform, llm: FakeLlmServer) -> float:
 
 
 async def main() -> None:
-    llm = FakeLlmServer()
-    try:
+    with llm_server(LLM_DELAY) as slow_llm, llm_server(0.0) as fast_llm:
         with scratch_schema() as schema, scratch_vhost() as amqp_url:
-            settings = Settings(
-                database_url=DATABASE_URL,
-                database_schema=schema,
-                amqp_url=amqp_url,
-                openai_base_url=f"{llm.url}/v1",
-                db_pool_size=8,
-                read_pool_size=8,
-                agent_concurrency=RUNS,
-            )
-            async with open_platform(settings, {"OPENAI_API_KEY": "bench-key"}) as platform:
-                wall = await concurrent_runs(platform, llm)
+            # 1,000 runs in flight at once: the agent worker takes them all.
+            async with open_platform(settings(schema, amqp_url, agent_concurrency=RUNS), KEYS) as platform:
+                with agent_workers(WORKER_PROCESSES, schema, amqp_url):
+                    wall = await concurrent_runs(platform, slow_llm)
                 reference = await store_reference(platform, 3 * RUNS)
-                rate = await workflows_per_second(platform, llm)
-    finally:
-        llm.stop()
+        rates = {}
+        for bus in ("rabbitmq", "embedded"):
+            with scratch_schema() as schema, scratch_vhost() as amqp_url:
+                chosen = settings(schema, amqp_url if bus == "rabbitmq" else None, agent_concurrency=64)
+                async with open_platform(chosen, KEYS) as platform:
+                    rates[bus] = await workflows_per_second(platform, fast_llm)
     ideal = LLM_DELAY + reference
     print(f"RESULT runs_1000_wall {wall:.2f} s")
     print(f"RESULT reference_store_3000_events {reference:.2f} s")
     print(f"RESULT ideal_1000_runs {ideal:.2f} s")
     print(f"RATIO runs_1000_wall {wall / ideal:.2f}")
-    print(f"RESULT workflows_per_second {rate:.0f} workflows/s")
-    print(f"RATIO workflows_per_second {rate / 100:.2f}")
+    for bus, rate in rates.items():
+        print(f"RESULT workflows_per_second_{bus} {rate:.0f} workflows/s")
+        print(f"RATIO workflows_per_second_{bus} {rate / 100:.2f}")
 
 
 if __name__ == "__main__":
