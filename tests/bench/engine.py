@@ -8,11 +8,12 @@
                                         over the embedded (in-process) bus
     RATIO  workflows_per_second_<bus>   rate / 100 (target >= 1)
 
-All in one process over the machine's PostgreSQL (and RabbitMQ): the relay, the agent worker (1,000 runs in
-flight for the first figure, 64 for the second), the orchestrator and the projections it reads (agents,
-workflow_instances). The LLM is the local wire-format server of the tests, in a process of its own, driven
-through the official OpenAI SDK. On this 2-core machine the database, the broker and the LLM server share
-the cores with the platform.
+Over the machine's PostgreSQL and RabbitMQ. The runs: the relay here, two `aiwp worker agents` processes
+(500 runs in flight each). The workflows: one process with the relay, the agent worker (64 in flight), the
+orchestrator and the projections it reads (agents, workflow_instances), over RabbitMQ and over the embedded
+bus. The LLM is the local wire-format server of the tests, in a process of its own, driven through the
+official OpenAI SDK. On this 2-core machine the database, the broker and the LLM server share the cores
+with the platform.
 
 Run: `make bench` (or `python -m tests.bench.engine`).
 """
