@@ -73,3 +73,30 @@ class LogReader:
 
     def decode(self, row: Any) -> Any:
         return self._mapper.decode(row["topic"], row["state"], row["originator_id"], row["originator_version"])
+
+    async def stream(self, conn: Connection, stream_id: Any) -> list[Recorded]:
+        """Every event of one stream, in version order, with its position in the log."""
+        rows = await conn.fetch(
+            f"SELECT notification_id, originator_id, originator_version, topic, state FROM {self._table}"  # noqa: S608
+            " WHERE originator_id = $1 ORDER BY originator_version",
+            stream_id,
+        )
+        return [Recorded(row["notification_id"], self.decode(row)) for row in rows]
+
+    async def at(self, conn: Connection, position: int) -> Recorded | None:
+        """The event at one position of the log, if there is one."""
+        row = await conn.fetchrow(
+            f"SELECT notification_id, originator_id, originator_version, topic, state FROM {self._table}"  # noqa: S608
+            " WHERE notification_id = $1",
+            position,
+        )
+        return Recorded(row["notification_id"], self.decode(row)) if row is not None else None
+
+    async def last(self, conn: Connection, count: int) -> int:
+        """The position just before the last `count` events of the log."""
+        value = await conn.fetchval(
+            f"SELECT coalesce(min(notification_id) - 1, 0) FROM (SELECT notification_id FROM {self._table}"  # noqa: S608
+            " ORDER BY notification_id DESC LIMIT $1) AS tail",
+            count,
+        )
+        return int(value)

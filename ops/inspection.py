@@ -1,0 +1,60 @@
+"""Read-only access to the event store for the forensic commands: no migration, no broker, no LLM."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from eventsourcing.cryptography import AESCipher
+from eventsourcing.persistence import JSONTranscoder
+from eventsourcing.utils import Environment
+
+from adapters.embedded_postgres import EmbeddedPostgres
+from adapters.event_store.log_reader import LogReader
+from adapters.event_store.mapper import MsgspecMapper
+from adapters.postgres import create_pool
+from ops.settings import Settings
+
+
+class NoEventStore(Exception):
+    """There is no event store where the settings point."""
+
+
+@dataclass(frozen=True)
+class Log:
+    pool: asyncpg.Pool
+    reader: LogReader
+
+
+def mapper_of(settings: Settings) -> MsgspecMapper:
+    """The store's mapper, with its cipher when the store has a key: events read as they were written."""
+    cipher = AESCipher(Environment("aiwp", {"CIPHER_KEY": settings.cipher_key})) if settings.cipher_key else None
+    return MsgspecMapper(transcoder=JSONTranscoder(), cipher=cipher)
+
+
+@asynccontextmanager
+async def open_log(settings: Settings) -> AsyncIterator[Log]:
+    embedded: EmbeddedPostgres | None = None
+    url = settings.database_url
+    if url is None:
+        if not (Path(settings.data_dir) / "pgdata").exists():
+            raise NoEventStore(
+                f"no embedded event store in {settings.data_dir} (run `aiwp demo` or set AIWP_DATABASE_URL)"
+            )
+        embedded = EmbeddedPostgres(Path(settings.data_dir) / "pgdata")
+        url = embedded.url
+    try:
+        pool = await create_pool(url, settings.database_schema, size=2)
+        try:
+            async with pool.acquire() as conn:
+                if await conn.fetchval("SELECT to_regclass('aiwp_events')") is None:
+                    raise NoEventStore(f"no event store in schema {settings.database_schema!r}")
+            yield Log(pool, LogReader(mapper_of(settings)))
+        finally:
+            await pool.close()
+    finally:
+        if embedded is not None:
+            embedded.stop()
