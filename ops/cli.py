@@ -22,6 +22,7 @@ from domain.access.roles import ROLES
 from ops.bootstrap import Platform, open_platform, running_workers
 from ops.events_cli import events_app
 from ops.http import ALL_PARTS, ConfigurationError, Part, build_app, build_edge, check_binding, local_issuer
+from ops.replay_cli import replay_app
 from ops.settings import Settings, SettingsError
 from projections.catalog import PROJECTIONS
 
@@ -167,6 +168,7 @@ def serve(host: Host = "127.0.0.1", port: Port = 8080) -> None:
 api = typer.Typer(help="Run one API on its own.", no_args_is_help=True)
 app.add_typer(api, name="api")
 app.add_typer(events_app, name="events")
+app.add_typer(replay_app, name="replay")
 
 
 @api.command("command")

@@ -122,3 +122,29 @@ async def test_follow_prints_new_events_until_interrupted(
     finally:
         follower.send_signal(signal.SIGINT)
         assert follower.wait(timeout=30) == 0
+
+
+async def test_replay_aggregate_shows_the_state_as_of_a_position_or_a_time(
+    written: tuple[EventSourcedStore, UUID], database_url: str, pg_schema: str
+) -> None:
+    _, agent_id = written
+    environ = env(database_url, pg_schema)
+    registered, archived = lines(aiwp("events", "stream", str(agent_id), "--json", environ=environ))
+
+    def state_at(moment: str) -> dict[str, Any]:
+        result = aiwp("replay", "aggregate", str(agent_id), "--at", moment, "--json", environ=environ)
+        assert result.returncode == 0, result.stderr
+        document: dict[str, Any] = json.loads(result.stdout)
+        assert document["aggregate"] == "Agent"
+        state: dict[str, Any] = document["state"]
+        return state
+
+    assert state_at(str(registered["position"]))["archived"] is False
+    assert state_at(str(archived["position"]))["archived"] is True
+    assert state_at(registered["time"])["version"] == 1  # a time: what had happened by then
+    before = aiwp("replay", "aggregate", str(agent_id), "--at", str(registered["position"] - 1), environ=environ)
+    assert before.returncode == 2
+    assert "did not exist yet" in before.stderr
+    bad = aiwp("replay", "aggregate", str(agent_id), "--at", "last tuesday", environ=environ)
+    assert bad.returncode == 2
+    assert "neither a position nor an ISO 8601 time" in bad.stderr
