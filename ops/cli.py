@@ -19,6 +19,7 @@ from rich.table import Table
 
 from adapters.projector import ProjectionStatus
 from domain.access.roles import ROLES
+from ops.audit_cli import audit_app
 from ops.bootstrap import Platform, open_platform, running_workers
 from ops.events_cli import events_app
 from ops.http import ALL_PARTS, ConfigurationError, Part, build_app, build_edge, check_binding, local_issuer
@@ -169,6 +170,7 @@ api = typer.Typer(help="Run one API on its own.", no_args_is_help=True)
 app.add_typer(api, name="api")
 app.add_typer(events_app, name="events")
 app.add_typer(replay_app, name="replay")
+app.add_typer(audit_app, name="audit")
 
 
 @api.command("command")
