@@ -33,10 +33,10 @@ from pathlib import Path
 from uuid import UUID
 
 from commands import agents, workflows
-from domain.agents.agent_run import TERMINAL, AgentRun
+from domain.agents.agent_run import AgentRun
 from domain.aggregate import CommandContext
 from domain.workflows.definition import StepDefinition, WorkflowDefinition
-from domain.workflows.instance import FINAL, WorkflowInstance
+from domain.workflows.instance import WorkflowInstance
 from ops.bootstrap import Platform, open_platform, running_workers
 from ops.settings import Settings
 from tests.bench.common import DATABASE_URL, scratch_schema, scratch_vhost
@@ -83,17 +83,29 @@ def context() -> CommandContext:
     )
 
 
+SUCCESS = {AgentRun: "AgentRunSucceeded", WorkflowInstance: "WorkflowCompleted"}
+FAILURES = {
+    AgentRun: ("AgentRunFailed", "AgentRunCancelled", "AgentRunRefused"),
+    WorkflowInstance: ("WorkflowFailed", "WorkflowCompensated", "WorkflowCancelled"),
+}
+
+
 async def until_done(platform: Platform, kind: type[AgentRun] | type[WorkflowInstance], ids: list[UUID]) -> None:
-    ending = TERMINAL if kind is AgentRun else FINAL
-    pending = list(ids)
-    while pending:
-        loaded = await asyncio.gather(*(platform.store.get(kind, i) for i in pending))
-        failed = [x for x in loaded if x.status in ending and x.status not in ("succeeded", "completed")]
-        if failed:
-            raise RuntimeError(f"{kind.__name__} {failed[0].id} ended {failed[0].status}")
-        pending = [x.id for x in loaded if x.status not in ending]
-        if pending:
-            await asyncio.sleep(0.05)
+    """Waits until every stream has its success event: one query per look, so that watching costs little."""
+    while True:
+        async with platform.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT split_part(topic, ':', 2) AS type, count(*) AS n FROM aiwp_events"
+                " WHERE originator_id = ANY($1::uuid[]) AND split_part(topic, ':', 2) = ANY($2::text[]) GROUP BY 1",
+                ids,
+                [SUCCESS[kind], *FAILURES[kind]],
+            )
+        counts = {row["type"]: row["n"] for row in rows}
+        if any(counts.get(failure) for failure in FAILURES[kind]):
+            raise RuntimeError(f"some {kind.__name__} ended badly: {counts}")
+        if counts.get(SUCCESS[kind], 0) == len(ids):
+            return
+        await asyncio.sleep(0.05)
 
 
 @contextmanager
