@@ -8,8 +8,8 @@
                                         over the embedded (in-process) bus
     RATIO  workflows_per_second_<bus>   rate / 100 (target >= 1)
 
-Over the machine's PostgreSQL and RabbitMQ. The runs: the relay here, two `aiwp worker agents` processes
-(500 runs in flight each). The workflows: one process with the relay, the agent worker (64 in flight), the
+Over the machine's PostgreSQL and RabbitMQ. The runs: the relay here, three `aiwp worker agents` processes
+(about 333 runs in flight each). The workflows: one process with the relay, the agent worker (64 in flight), the
 orchestrator and the projections it reads (agents, workflow_instances), over RabbitMQ and over the embedded
 bus. The LLM is the local wire-format server of the tests, in a process of its own, driven through the
 official OpenAI SDK. On this 2-core machine the database, the broker and the LLM server share the cores
@@ -42,7 +42,7 @@ from ops.settings import Settings
 from tests.bench.common import DATABASE_URL, scratch_schema, scratch_vhost
 
 RUNS = 1_000
-WORKER_PROCESSES = 2
+WORKER_PROCESSES = 3
 LLM_DELAY = 0.2
 WORKFLOWS = 400
 ENGINE_PROJECTIONS = ["agents", "workflow_instances"]
