@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.bench.pipeline
 	$(BIN)/python -m tests.bench.api
 	$(BIN)/python -m tests.bench.engine
+	$(BIN)/python -m tests.bench.replay
 
 clean:
 	rm -rf $(VENV) .aiwp .mypy_cache .ruff_cache .hypothesis
