@@ -60,7 +60,7 @@ def replay_aggregate(
         document = {"aggregate": kind.__name__, "as_of": at, "state": msgspec.to_builtins(state)}
         text = _encoder.encode(document).decode()
         if as_json:
-            print(text)
+            typer.echo(text)
         else:
             console.print(f"[bold]{kind.__name__}[/bold] {wanted} at version {state.version}, as of {at}")
             console.print_json(text)

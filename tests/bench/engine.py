@@ -26,12 +26,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
+import aio_pika
+
+from adapters.bus.port import AGENT_WORK
 from commands import agents, workflows
 from domain.agents.agent_run import AgentRun
 from domain.aggregate import CommandContext
@@ -108,8 +111,22 @@ async def until_done(platform: Platform, kind: type[AgentRun] | type[WorkflowIns
         await asyncio.sleep(0.05)
 
 
-@contextmanager
-def agent_workers(count: int, schema: str, amqp_url: str) -> Iterator[None]:
+async def consumers_of(amqp_url: str, queue: str, count: int, timeout: float = 60.0) -> None:
+    """Waits until `count` consumers take from the queue (the workers are up), or fails."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        deadline = time.monotonic() + timeout
+        while ((await channel.declare_queue(queue, passive=True)).declaration_result.consumer_count or 0) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{queue} has fewer than {count} consumers after {timeout:g} s")
+            await asyncio.sleep(0.1)
+    finally:
+        await connection.close()
+
+
+@asynccontextmanager
+async def agent_workers(count: int, schema: str, amqp_url: str) -> AsyncIterator[None]:
     """`aiwp worker agents` processes, as a deployment scales the worker out."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIWP_")} | {
         "AIWP_DATABASE_URL": DATABASE_URL,
@@ -122,7 +139,7 @@ def agent_workers(count: int, schema: str, amqp_url: str) -> Iterator[None]:
     aiwp = Path(sys.executable).with_name("aiwp")
     workers = [subprocess.Popen([str(aiwp), "worker", "agents"], env=env) for _ in range(count)]
     try:
-        time.sleep(4)  # they connect and take the queue before the clock starts
+        await consumers_of(amqp_url, AGENT_WORK.queue, count)  # before the clock starts
         yield
     finally:
         for worker in workers:
@@ -213,7 +230,7 @@ async def main() -> None:
         with scratch_schema() as schema, scratch_vhost() as amqp_url:
             # 1,000 runs in flight at once: the agent worker takes them all.
             async with open_platform(settings(schema, amqp_url, agent_concurrency=RUNS), KEYS) as platform:
-                with agent_workers(WORKER_PROCESSES, schema, amqp_url):
+                async with agent_workers(WORKER_PROCESSES, schema, amqp_url):
                     wall = await concurrent_runs(platform, slow_llm)
                 reference = await store_reference(platform, 3 * RUNS)
         rates = {}

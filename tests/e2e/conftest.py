@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from ops.bootstrap import Platform, open_platform
 from ops.settings import Settings
+from tests.gateways.fake_llm import FakeLlmServer
 from tests.workload import Workload
 
 
@@ -18,6 +19,31 @@ async def platform(database_url: str, pg_schema: str, amqp_url: str) -> AsyncIte
         database_url=database_url, database_schema=pg_schema, amqp_url=amqp_url, db_pool_size=8, read_pool_size=14
     )
     async with open_platform(settings) as made:
+        yield made
+
+
+@pytest.fixture
+def llm_server() -> Iterator[FakeLlmServer]:
+    """The local server of the OpenAI and Anthropic wire formats."""
+    made = FakeLlmServer()
+    yield made
+    made.stop()
+
+
+@pytest.fixture
+async def llm_platform(
+    database_url: str, pg_schema: str, amqp_url: str, llm_server: FakeLlmServer
+) -> AsyncIterator[Platform]:
+    """The platform on RabbitMQ, its OpenAI provider pointed at the local LLM server."""
+    settings = Settings(
+        database_url=database_url,
+        database_schema=pg_schema,
+        amqp_url=amqp_url,
+        openai_base_url=f"{llm_server.url}/v1",
+        db_pool_size=8,
+        read_pool_size=8,
+    )
+    async with open_platform(settings, {"OPENAI_API_KEY": "test-key"}) as made:
         yield made
 
 

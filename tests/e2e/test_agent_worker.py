@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from uuid import UUID
 
@@ -11,8 +10,7 @@ import pytest
 
 from commands import agents
 from domain.agents.agent_run import AgentRun
-from ops.bootstrap import Platform, open_platform, running_workers
-from ops.settings import Settings
+from ops.bootstrap import Platform, running_workers
 from tests.e2e.processes import kill_hard, start_worker, stop, worker_env
 from tests.gateways.fake_llm import FakeLlmServer
 
@@ -20,26 +18,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 @pytest.fixture
-def llm_server() -> Iterator[FakeLlmServer]:
-    made = FakeLlmServer()
-    yield made
-    made.stop()
-
-
-@pytest.fixture
-async def platform(
-    database_url: str, pg_schema: str, amqp_url: str, llm_server: FakeLlmServer
-) -> AsyncIterator[Platform]:
-    settings = Settings(
-        database_url=database_url,
-        database_schema=pg_schema,
-        amqp_url=amqp_url,
-        openai_base_url=f"{llm_server.url}/v1",
-        db_pool_size=8,
-        read_pool_size=8,
-    )
-    async with open_platform(settings, {"OPENAI_API_KEY": "test-key"}) as made:
-        yield made
+def platform(llm_platform: Platform) -> Platform:
+    return llm_platform
 
 
 async def request_runs(platform: Platform, count: int) -> list[UUID]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from uuid import UUID
 
@@ -14,8 +13,7 @@ import pytest
 from commands import agents, validation
 from domain.validation.ruleset import Rule
 from domain.validation.validation import Validation
-from ops.bootstrap import Platform, open_platform, running_workers
-from ops.settings import Settings
+from ops.bootstrap import Platform, running_workers
 from tests.e2e.processes import start_worker, stop, worker_env
 from tests.gateways.fake_llm import FakeLlmServer
 
@@ -29,26 +27,8 @@ VERDICT = json.dumps({"score": 0.9, "reason": "Polite and warm."})
 
 
 @pytest.fixture
-def llm_server() -> Iterator[FakeLlmServer]:
-    made = FakeLlmServer()
-    yield made
-    made.stop()
-
-
-@pytest.fixture
-async def platform(
-    database_url: str, pg_schema: str, amqp_url: str, llm_server: FakeLlmServer
-) -> AsyncIterator[Platform]:
-    settings = Settings(
-        database_url=database_url,
-        database_schema=pg_schema,
-        amqp_url=amqp_url,
-        openai_base_url=f"{llm_server.url}/v1",
-        db_pool_size=8,
-        read_pool_size=8,
-    )
-    async with open_platform(settings, {"OPENAI_API_KEY": "test-key"}) as made:
-        yield made
+def platform(llm_platform: Platform) -> Platform:
+    return llm_platform
 
 
 async def request_validations(platform: Platform, outputs: list[str]) -> list[UUID]:
