@@ -31,6 +31,7 @@ from commands.results import CommandResult
 from domain.access.roles import Principal
 from domain.agents.agent import Fallback
 from domain.aggregate import CommandContext
+from domain.personal import SubjectId
 from domain.validation.ruleset import Rule
 from domain.workflows.definition import WorkflowDefinition
 
@@ -89,6 +90,8 @@ class AgentRunBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
     agent_id: UUID
     prompt: Annotated[str, msgspec.Meta(min_length=1, max_length=200_000)]
     context_id: UUID | None = None
+    # The data subject the run is about: its prompt and output are sealed with the subject's key (ADR 0008).
+    subject: SubjectId | None = None
 
 
 class ReasonBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -152,6 +155,9 @@ class TemplateChangeBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=
 class InstanceBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
     template_id: UUID
     inputs: dict[str, Any] = {}
+    # The data subject the instance is about: its inputs, outputs, messages (and those of its runs and
+    # validations) are sealed with the subject's key and can be erased with `aiwp gdpr erase` (ADR 0008).
+    subject: SubjectId | None = None
 
 
 class SignalBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -166,6 +172,7 @@ class ApiKeyBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
 class ExecuteBody(Body, frozen=True, kw_only=True, forbid_unknown_fields=True):
     template: Name
     inputs: dict[str, Any] = {}
+    subject: SubjectId | None = None  # as for `POST /v1/workflow-instances`
 
 
 class Accepted(msgspec.Struct, frozen=True, kw_only=True):
@@ -192,7 +199,7 @@ class CommandApi:
     idempotency: IdempotencyStore
     clock: Callable[[], datetime]
 
-    def context(self, request: Request[Any, Any, Any]) -> CommandContext:
+    def context(self, request: Request[Any, Any, Any], subject: str | None = None) -> CommandContext:
         principal = request.user
         assert isinstance(principal, Principal)
         correlation = _uuid_header(request, "x-correlation-id") or uuid.uuid4()
@@ -204,6 +211,7 @@ class CommandApi:
             correlation_id=correlation,
             causation_id=_uuid_header(request, "x-causation-id") or correlation,
             traceparent=traceparent if TRACEPARENT.match(traceparent) else "",
+            subject=subject or "",
         )
 
     async def answer(
@@ -327,7 +335,9 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = agents.RequestAgentRun(agent_id=data.agent_id, prompt=data.prompt, context_id=data.context_id)
             return created(
-                await agents.request_agent_run(api.store, api.context(request), command), "/v1/agent-runs", 202
+                await agents.request_agent_run(api.store, api.context(request, data.subject), command),
+                "/v1/agent-runs",
+                202,
             )
 
         return await api.answer(request, run)
@@ -425,7 +435,7 @@ def command_api(api: CommandApi, guards: list[Any]) -> list[HTTPRouteHandler]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
             command = workflows.StartWorkflowInstance(template_id=data.template_id, inputs=data.inputs)
             return created(
-                await workflows.start_workflow_instance(api.store, api.context(request), command),
+                await workflows.start_workflow_instance(api.store, api.context(request, data.subject), command),
                 "/v1/workflow-instances",
                 202,
             )
@@ -529,7 +539,7 @@ def bff_command_api(api: CommandApi, find_template: TemplateByName, guards: list
     @post("/workflows/execute", status_code=202, summary="Start an instance of the named template", guards=guards)
     async def execute(request: Request[Any, Any, Any], data: JSONBody[ExecuteBody]) -> Response[Accepted]:
         async def run() -> tuple[int, Accepted, dict[str, str]]:
-            ctx = api.context(request)
+            ctx = api.context(request, data.subject)
             position = request.headers.get("x-consistency-position")
             if position is not None and not position.isdigit():
                 raise ClientException("X-Consistency-Position must be a position (a whole number)")

@@ -11,3 +11,7 @@ class AggregateNotFound(CommandError):
 
 class ConcurrencyError(CommandError):
     """The aggregate changed since it was read: another command wrote that version first."""
+
+
+class SubjectErased(CommandError):
+    """The data subject the command is about was erased (`aiwp gdpr erase`): nothing more is recorded about it."""

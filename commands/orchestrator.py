@@ -165,6 +165,7 @@ class Orchestrator:
                 actor=ORCHESTRATOR,
                 correlation_id=instance.correlation_id,
                 causation_id=cause or instance.id,
+                subject=instance.subject,  # its runs and validations are about the same data subject
             )
             events = await self._decide(instance, ctx, fresh, asked)
             if not events:

@@ -38,14 +38,18 @@ class CommandContext(msgspec.Struct, frozen=True, kw_only=True):
     correlation_id: UUID
     causation_id: UUID
     traceparent: str = ""
+    subject: str = ""  # the data subject the command is about, if the tenant named one (ADR 0008)
 
-    def metadata(self) -> EventMetadata:
+    def metadata(self, subject: str = "") -> EventMetadata:
+        """The events' metadata; `subject` (the stream's own) wins over the context's."""
+        chosen = subject or self.subject
         return EventMetadata(
             tenant_id=self.tenant_id,
             actor=self.actor,
             correlation_id=self.correlation_id,
             causation_id=self.causation_id,
             traceparent=self.traceparent,
+            subject=chosen if chosen else msgspec.UNSET,
         )
 
 
@@ -62,6 +66,7 @@ class Aggregate(msgspec.Struct, kw_only=True):
     tenant_id: str
     created_at: datetime
     modified_at: datetime
+    subject: str = ""  # the data subject of the stream: every later event of it names the same one
 
     @classmethod
     def created_by(cls, event: Any) -> Self:  # noqa: ARG003 - each aggregate overrides it
@@ -81,6 +86,7 @@ class Aggregate(msgspec.Struct, kw_only=True):
             "tenant_id": event.metadata.tenant_id,
             "created_at": event.timestamp,
             "modified_at": event.timestamp,
+            "subject": event.metadata.subject or "",
         }
 
     def _advance(self, event: DomainEvent) -> None:
@@ -104,7 +110,7 @@ class Aggregate(msgspec.Struct, kw_only=True):
             originator_id=self.id,
             originator_version=self.version + 1,
             timestamp=ctx.at,
-            metadata=ctx.metadata(),
+            metadata=ctx.metadata(self.subject),
             **data,
         )
         self._advance(event)

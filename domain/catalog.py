@@ -15,6 +15,7 @@ from domain.agents.budget import Budget
 from domain.agents.budget_ledger import BudgetLedger
 from domain.aggregate import Aggregate
 from domain.events import DomainEvent
+from domain.privacy.data_subject import DataSubject
 from domain.validation.ruleset import RuleSet
 from domain.validation.validation import Validation
 from domain.workflows.instance import WorkflowInstance
@@ -30,6 +31,7 @@ AGGREGATES: tuple[type[Aggregate], ...] = (
     RuleSet,
     Validation,
     ApiKey,
+    DataSubject,
 )
 
 # The seed's exchange names: `<name>.events`; the routing key starts with the same word.
@@ -40,6 +42,7 @@ EXCHANGE_PREFIX = {
     "notifications": "notification",
     "files": "file",
     "access": "access",
+    "privacy": "privacy",
 }
 
 

@@ -17,6 +17,9 @@ class EventMetadata(msgspec.Struct, frozen=True, kw_only=True):
     correlation_id: UUID
     causation_id: UUID
     traceparent: str = ""
+    # The data subject the event is about (a pseudonymous id): its personal fields are sealed with that
+    # subject's key (ADR 0008). UNSET is left out of the JSON, so events without a subject encode as before.
+    subject: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class StepRef(msgspec.Struct, frozen=True, kw_only=True):

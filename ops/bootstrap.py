@@ -28,6 +28,7 @@ from adapters.orchestration import run_orchestrator
 from adapters.postgres import connect, create_pool
 from adapters.projector import Projector, run_projector
 from adapters.relay import Relay
+from adapters.subject_keys import KeyRing, PostgresKeyTable
 from adapters.timers import PostgresTimers
 from commands.agent_runner import WORKER, AgentRunner
 from commands.budgets import TenantBudgets
@@ -58,6 +59,7 @@ class Platform:
     bus: EventBus
     projectors: dict[str, Projector] = field(default_factory=dict)
     llm: LlmProvider | None = None
+    keyring: KeyRing | None = None  # the data subjects' keys (ADR 0008)
 
     @property
     def names(self) -> ReadModelNames:
@@ -202,6 +204,8 @@ async def open_platform(settings: Settings, environ: Mapping[str, str] | None = 
                 applied = await apply_migrations(conn)
             if applied:
                 log.info("applied migrations %s", ", ".join(applied))
+            keyring = KeyRing(PostgresKeyTable(pool), ttl=settings.subject_key_ttl_seconds)
+            store.seal_with(keyring)
             mapper = store.app.mapper
             assert isinstance(mapper, MsgspecMapper)
             reader = LogReader(mapper)
@@ -210,6 +214,7 @@ async def open_platform(settings: Settings, environ: Mapping[str, str] | None = 
             platform = Platform(
                 settings=settings, database_url=database_url, store=store, pool=pool, reader=reader, bus=bus
             )
+            platform.keyring = keyring
             platform.projectors = {
                 name: Projector(projection, pool, reader, batch_size=settings.projector_batch)
                 for name, projection in PROJECTIONS.items()

@@ -1,6 +1,7 @@
 """`aiwp events`: the store's log as an auditor reads it — one stream, the tail of the log, one position.
 
 Events are decoded (and upcast to their current class) with the store's own mapper. Nothing here writes.
+Personal data sealed for a data subject is shown opened, or `[erased]` once the subject was erased (ADR 0008).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from adapters.event_store.sealing import reveal_value
+from adapters.subject_keys import KeyRing, PostgresKeyTable, reveal
 from domain.events import DomainEvent
 from ops.inspection import Log, NoEventStore, open_log
 from ops.settings import Settings
@@ -34,9 +37,10 @@ class BadInput(Exception):
     """What the user asked for does not exist or does not parse: exit 2 with one line."""
 
 
-def as_record(recorded: Recorded) -> dict[str, Any]:
+def as_record(recorded: Recorded, keyring: KeyRing | None = None) -> dict[str, Any]:
+    """One event as shown; with a key ring (loaded by `load_keys`), its sealed personal data opened."""
     event = recorded.event
-    return {
+    record = {
         "position": recorded.position,
         "stream_id": str(event.originator_id),
         "version": event.originator_version,
@@ -48,19 +52,36 @@ def as_record(recorded: Recorded) -> dict[str, Any]:
         "causation_id": str(event.metadata.causation_id),
         "data": {f: msgspec.to_builtins(getattr(event, f)) for f in event.__struct_fields__ if f not in META},
     }
+    if event.metadata.subject:
+        record["subject"] = event.metadata.subject  # the pseudonymous data subject id (ADR 0008)
+    if keyring is not None:
+        record["data"] = reveal_value(record["data"], event.metadata.tenant_id, keyring.key)
+    return record
 
 
-def show(events: list[Recorded], *, as_json: bool, title: str) -> None:
+async def load_keys(log: Log, events: list[Recorded]) -> KeyRing | None:
+    """A key ring holding the keys these events' sealed data needs (None for a store without a key table)."""
+    async with log.pool.acquire() as conn:
+        if await conn.fetchval("SELECT to_regclass('subject_keys')") is None:
+            return None
+    keyring = KeyRing(PostgresKeyTable(log.pool), ttl=3600.0)
+    for recorded in events:
+        data = {f: msgspec.to_builtins(getattr(recorded.event, f)) for f in recorded.event.__struct_fields__}
+        await reveal(data, recorded.event.metadata.tenant_id, keyring)
+    return keyring
+
+
+def show(events: list[Recorded], *, as_json: bool, title: str, keyring: KeyRing | None = None) -> None:
     if as_json:
         for recorded in events:
-            sys.stdout.write(_encoder.encode(as_record(recorded)).decode() + "\n")
+            sys.stdout.write(_encoder.encode(as_record(recorded, keyring)).decode() + "\n")
         sys.stdout.flush()
         return
     table = Table(title=title, title_justify="left")
     for column in ("position", "version", "time", "type", "actor", "data"):
         table.add_column(column, overflow="fold")
     for recorded in events:
-        record = as_record(recorded)
+        record = as_record(recorded, keyring)
         data = _encoder.encode(record["data"]).decode()
         table.add_row(
             str(record["position"]),
@@ -112,7 +133,7 @@ def stream(stream_id: Annotated[str, typer.Argument(help="The aggregate's id.")]
             events = await log.reader.stream(conn, wanted)
         if not events:
             raise BadInput(f"no stream {wanted} in the event store")
-        show(events, as_json=as_json, title=f"stream {wanted}")
+        show(events, as_json=as_json, title=f"stream {wanted}", keyring=await load_keys(log, events))
 
     run(work)
 
@@ -149,7 +170,8 @@ def tail(
                 if not follow:
                     chosen = chosen[: count - shown]
                 if chosen:
-                    show(chosen, as_json=as_json, title=f"events after position {after}")
+                    keyring = await load_keys(log, chosen)
+                    show(chosen, as_json=as_json, title=f"events after position {after}", keyring=keyring)
                 shown += len(chosen)
                 after = batch.events[-1].position if batch.events else after
                 if not follow and (shown >= count or batch.caught_up(BATCH)):
@@ -174,10 +196,11 @@ def show_position(
             recorded = await log.reader.at(conn, position) if position > 0 else None
         if recorded is None:
             raise BadInput(f"no event at position {position}")
+        keyring = await load_keys(log, [recorded])
         if as_json:
-            show([recorded], as_json=True, title="")
+            show([recorded], as_json=True, title="", keyring=keyring)
             return
-        record = as_record(recorded)
+        record = as_record(recorded, keyring)
         console.print_json(_encoder.encode(record).decode())
 
     run(work)

@@ -26,6 +26,7 @@ from prometheus_client import Counter
 from adapters.http.auth import PUBLIC_PATHS, ApiKeyVerifier, AuthenticationMiddleware, requires
 from adapters.http.problems import EXCEPTION_HANDLERS, problem_details
 from adapters.http.rate_limit import MemoryRateLimiter, RateLimiter, RedisRateLimiter, retry_after
+from adapters.http.reveal import RevealSealed
 from adapters.http.tokens import LOCAL_ISSUER, KeySource, LocalIssuer, RemoteJwks, TokenVerifier
 from adapters.idempotency import PostgresIdempotencyStore
 from commands.api import CommandApi, api_key_api, bff_command_api, budget_api, command_api
@@ -227,7 +228,7 @@ def build_app(platform: Platform, edge: Edge, parts: Sequence[Part] = ALL_PARTS)
             ready,
             PrometheusController,
         ],
-        middleware=[prometheus.middleware, CommandMetrics, auth],
+        middleware=[prometheus.middleware, CommandMetrics, *_revealing(platform), auth],
         before_request=rate_limit,
         plugins=[problem_details()],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
@@ -246,6 +247,11 @@ def build_app(platform: Platform, edge: Edge, parts: Sequence[Part] = ALL_PARTS)
         debug=False,
         on_app_init=[_quiet],
     )
+
+
+def _revealing(platform: Platform) -> list[DefineMiddleware]:
+    """Answers open the sealed personal data they hold (ADR 0008); outside `auth`, so it sees the caller."""
+    return [DefineMiddleware(RevealSealed, keyring=platform.keyring)] if platform.keyring is not None else []
 
 
 def _quiet(config: AppConfig) -> AppConfig:

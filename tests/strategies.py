@@ -22,6 +22,8 @@ from domain.agents.budget import Budget, BudgetLimits
 from domain.agents.budget_ledger import BudgetLedger
 from domain.aggregate import Aggregate, CommandContext, DomainError
 from domain.events import DomainEvent
+from domain.personal import SUBJECT
+from domain.privacy.data_subject import DataSubject
 from domain.validation.ruleset import Rule, RuleKind, RuleSet
 from domain.validation.scoring import RuleResult
 from domain.validation.validation import Validation
@@ -47,6 +49,7 @@ class Clock:
 
     tenant_id: str = "tenant-a"
     ticks: int = 0
+    subject: str = ""  # the data subject the commands are about (ADR 0008)
 
     def ctx(self, actor: str = "alice") -> CommandContext:
         self.ticks += 1
@@ -57,6 +60,7 @@ class Clock:
             correlation_id=UUID(int=self.ticks),
             causation_id=UUID(int=self.ticks + 1),
             traceparent=f"00-{self.ticks:032x}-{self.ticks:016x}-01",
+            subject=self.subject,
         )
 
 
@@ -522,8 +526,10 @@ def saga_scenarios(draw: st.DrawFn) -> History:
             StepDefinition(id="ok", kind="approval", needs=["tell"], params={}, timeout_seconds=0.5),
         ]
     )
+    instance_id = UUID(int=draw(st.integers(1, 2**64)))
+    clock.subject = "customer-4711" if instance_id.int % 2 else ""  # half of them are about a data subject
     instance, first = WorkflowInstance.start(
-        clock.ctx(), UUID(int=draw(st.integers(1, 2**64))), template=new_template(clock, definition), inputs={}
+        clock.ctx(), instance_id, template=new_template(clock, definition), inputs={}
     )
     history = History(instance, [first])
     ctx = clock.ctx
@@ -551,6 +557,14 @@ def saga_scenarios(draw: st.DrawFn) -> History:
     return history
 
 
+@st.composite
+def data_subject_histories(draw: st.DrawFn) -> History:
+    clock = Clock(tenant_id=draw(names))
+    subject = draw(st.from_regex(SUBJECT, fullmatch=True))
+    erased, first = DataSubject.erase(clock.ctx("dpo"), subject=subject, reason=draw(texts))
+    return History(erased, [first])
+
+
 HISTORIES: dict[type[Aggregate], st.SearchStrategy[History]] = {
     Agent: agent_histories(),
     AgentRun: agent_run_histories(),
@@ -561,5 +575,6 @@ HISTORIES: dict[type[Aggregate], st.SearchStrategy[History]] = {
     RuleSet: ruleset_histories(),
     Validation: validation_histories(),
     ApiKey: api_key_histories(),
+    DataSubject: data_subject_histories(),
 }
 any_history = st.one_of(*HISTORIES.values())

@@ -20,10 +20,13 @@ from psycopg import sql
 from adapters.event_store.application import StoreApplication
 from adapters.event_store.group_commit import GroupCommitter
 from adapters.event_store.mapper import MsgspecMapper
+from adapters.event_store.sealing import MARK
 from adapters.event_store.stream_reader import StreamReader
-from commands.errors import AggregateNotFound, ConcurrencyError
+from adapters.subject_keys import KeyRing
+from commands.errors import AggregateNotFound, ConcurrencyError, SubjectErased
 from domain.aggregate import Aggregate, NotThisKind
 from domain.events import DomainEvent, Snapshot
+from domain.personal import personal_plan
 
 A = TypeVar("A", bound=Aggregate)
 log = logging.getLogger(__name__)
@@ -53,6 +56,17 @@ class EventSourcedStore:
             self._write, self._writer, max_batch=max_batch, max_wait=max_wait, in_flight=commits_in_flight
         )
 
+    def seal_with(self, keyring: KeyRing) -> None:
+        """Events about a data subject are sealed with its key from now on, and revealed when loaded (ADR 0008)."""
+        mapper = self.app.mapper
+        assert isinstance(mapper, MsgspecMapper)
+        mapper.keyring = keyring
+
+    @property
+    def keyring(self) -> KeyRing | None:
+        mapper = self.app.mapper
+        return mapper.keyring if isinstance(mapper, MsgspecMapper) else None
+
     def read_with(self, pool: asyncpg.Pool) -> None:
         """Loads go through asyncpg on the event loop from now on (PostgreSQL only; see `StreamReader`)."""
         mapper = self.app.mapper
@@ -63,11 +77,20 @@ class EventSourcedStore:
         if self._reader is not None:
             return await self._reader.get(kind, aggregate_id, version)
         loop = asyncio.get_running_loop()
+        if self.keyring is not None:
+            return await self._get_revealed(kind, aggregate_id, version)
         return await loop.run_in_executor(self._readers, self._get, kind, aggregate_id, version)
 
     async def save(self, aggregate: Aggregate, events: Sequence[DomainEvent]) -> int:
         if not events:
             raise ValueError("a save needs at least one event")
+        # The mapper seals synchronously in the writer thread: the keys it needs are read (or made) here.
+        for event in events:
+            subject = event.metadata.subject
+            if subject and personal_plan(type(event)) is not None:
+                keyring = self.keyring
+                if keyring is not None:
+                    await keyring.ensure(event.metadata.tenant_id, subject)
         return await self._committer.submit((aggregate, events))
 
     async def position_of(self, aggregate_id: UUID, version: int) -> int:
@@ -79,6 +102,30 @@ class EventSourcedStore:
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
         self.app.close()
+
+    async def _get_revealed(self, kind: type[A], aggregate_id: UUID, version: int | None) -> A:
+        """A load without asyncpg (the in-memory store) that opens sealed strings: the whole stream, no snapshot."""
+        mapper = self.app.mapper
+        assert isinstance(mapper, MsgspecMapper)
+        assert mapper.keyring is not None
+        loop = asyncio.get_running_loop()
+        stored = await loop.run_in_executor(
+            self._readers, lambda: self.app.recorder.select_events(aggregate_id, lte=version)
+        )
+        plain = [(s, mapper.plaintext(s.topic, s.state, aggregate_id, s.originator_version)) for s in stored]
+        needed: set[tuple[str, str]] = set()
+        for s, payload in plain:
+            if MARK in payload:
+                needed |= mapper.sealed_subjects(s.topic, payload, aggregate_id, s.originator_version)
+        await mapper.keyring.load(needed)
+        events = [mapper.decode_revealed(s.topic, p, aggregate_id, s.originator_version) for s, p in plain]
+        try:
+            aggregate = kind.project(events)
+        except NotThisKind:
+            aggregate = None
+        if aggregate is None:
+            raise AggregateNotFound(f"{kind.__name__} {aggregate_id} not found")
+        return aggregate
 
     def events_of(self, aggregate_id: UUID) -> list[Any]:
         """Every stored event of one stream, decoded (blocking; for tools and tests)."""
@@ -108,6 +155,10 @@ class EventSourcedStore:
             if len(changes) == 1:
                 return [self._conflict(changes[0])]
             return [self._write_alone(change) for change in changes]
+        except SubjectErased as erased:  # erased between `ensure` and this write: only its own save fails
+            if len(changes) == 1:
+                return [erased]
+            return [self._write_alone(change) for change in changes]
         results: list[int | BaseException] = []
         offset = 0
         for change in changes:
@@ -121,6 +172,8 @@ class EventSourcedStore:
             position = self._insert(change[1])[-1]
         except IntegrityError:
             return self._conflict(change)
+        except SubjectErased as erased:
+            return erased
         self._maybe_snapshot(change)
         return position
 
@@ -138,7 +191,8 @@ class EventSourcedStore:
     def _maybe_snapshot(self, change: Change) -> None:
         aggregate, events = change
         interval = self._snapshot_interval
-        if self.app.snapshots is None or interval <= 0:
+        # A snapshot holds the state in clear: a stream about a data subject is never snapshotted (ADR 0008).
+        if self.app.snapshots is None or interval <= 0 or aggregate.subject:
             return
         if aggregate.version // interval > (aggregate.version - len(events)) // interval:
             try:

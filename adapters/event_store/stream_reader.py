@@ -5,7 +5,8 @@ loop take turns at the GIL and every load pays for the hops. This reader runs th
 the newest snapshot at or before the version asked for, then the events after it — on the tables the
 library's recorder writes, decodes them with the same mapper (cipher included) and folds them with the
 aggregate's own `project`. A snapshot that no longer fits its class is ignored: it is a cache, the events
-are the truth.
+are the truth. Loads are for the write side, so sealed personal data is revealed (ADR 0008): the keys of
+the subjects the rows name are loaded first, then each sealed string opens (or reads `[erased]`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncpg
 import msgspec
 
 from adapters.event_store.mapper import MsgspecMapper
+from adapters.event_store.sealing import MARK
 from commands.errors import AggregateNotFound
 from domain.aggregate import Aggregate, NotThisKind
 from domain.events import DomainEvent, Snapshot
@@ -46,7 +48,7 @@ class StreamReader:
                 after,
                 upto,
             )
-            events: list[DomainEvent | Snapshot] = [self._decode(aggregate_id, row) for row in rows]
+            events: list[DomainEvent | Snapshot] = await self.revealed(aggregate_id, rows)
             try:
                 state = kind.project([snapshot, *events] if snapshot is not None else events)
             except msgspec.ValidationError:
@@ -77,7 +79,25 @@ class StreamReader:
             aggregate_id,
             upto,
         )
-        return kind.project(self._decode(aggregate_id, row) for row in rows)
+        return kind.project(await self.revealed(aggregate_id, rows))
+
+    async def revealed(self, aggregate_id: UUID, rows: list[Any]) -> list[Any]:
+        """The rows' events with their sealed strings opened, after loading the keys they need."""
+        mapper = self._mapper
+        if mapper.keyring is None:
+            return [self._decode(aggregate_id, row) for row in rows]
+        plain = [
+            (row, mapper.plaintext(row["topic"], row["state"], aggregate_id, row["originator_version"])) for row in rows
+        ]
+        needed: set[tuple[str, str]] = set()
+        for row, state in plain:
+            if MARK in state:
+                needed |= mapper.sealed_subjects(row["topic"], state, aggregate_id, row["originator_version"])
+        if needed:
+            await mapper.keyring.load(needed)
+        return [
+            mapper.decode_revealed(row["topic"], state, aggregate_id, row["originator_version"]) for row, state in plain
+        ]
 
     def _decode(self, aggregate_id: UUID, row: Any) -> Any:
         return self._mapper.decode(row["topic"], row["state"], aggregate_id, row["originator_version"])

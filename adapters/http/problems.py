@@ -11,7 +11,7 @@ from litestar.exceptions import HTTPException
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsException, ProblemDetailsPlugin
 
 from adapters.http.rate_limit import LimiterUnavailable
-from commands.errors import AggregateNotFound, ConcurrencyError
+from commands.errors import AggregateNotFound, ConcurrencyError, SubjectErased
 from domain.aggregate import DomainError
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ def problem_details() -> ProblemDetailsPlugin:
                 DomainError: _problem(422, "The command was refused"),
                 AggregateNotFound: _problem(404, "Not found"),
                 ConcurrencyError: _problem(409, "Conflict: the resource changed"),
+                SubjectErased: _problem(409, "Conflict: the data subject was erased"),
                 LimiterUnavailable: _problem(503, "Service unavailable", {"Retry-After": "5"}),
             },
         )

@@ -18,6 +18,7 @@ from domain.agents.agent import Fallback
 from domain.agents.errors import InvalidRunTransition
 from domain.aggregate import Aggregate, CommandContext
 from domain.events import DomainEvent, StepRef
+from domain.personal import PersonalText
 
 RunStatus = Literal["requested", "running", "succeeded", "failed", "cancelled", "refused"]
 AttemptStatus = Literal["open", "failed", "succeeded", "abandoned"]
@@ -26,7 +27,7 @@ TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "refus
 
 class ChatMessage(msgspec.Struct, frozen=True):
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: PersonalText
 
 
 class Attempt(msgspec.Struct, kw_only=True):
@@ -71,7 +72,7 @@ class AttemptFailed(DomainEvent, frozen=True, kw_only=True):
 
 class AgentRunSucceeded(DomainEvent, frozen=True, kw_only=True):
     attempt: int
-    output: str
+    output: PersonalText
     latency_ms: int
     tokens_in: int
     tokens_out: int

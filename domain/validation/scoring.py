@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from domain.personal import PersonalText
 from domain.validation.errors import ValidationError
 from domain.validation.ruleset import Rule
 
@@ -12,7 +13,7 @@ class RuleResult(msgspec.Struct, frozen=True, kw_only=True):
     rule_id: str
     score: float
     passed: bool
-    message: str = ""
+    message: PersonalText = ""  # a judge's reason, or a rule's finding that may quote the output
 
 
 class Verdict(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,6 +14,7 @@ import msgspec
 
 from domain.aggregate import Aggregate, CommandContext
 from domain.events import DomainEvent, StepRef
+from domain.personal import PersonalText
 from domain.validation.errors import ValidationError
 from domain.validation.ruleset import Rule, RuleSet
 from domain.validation.scoring import RuleResult, score
@@ -28,7 +29,7 @@ class ValidationRequested(DomainEvent, frozen=True, kw_only=True):
     threshold: float
     subject_type: str
     subject_id: str
-    output: str
+    output: PersonalText
     workflow_step: StepRef | None = None
 
 
@@ -42,7 +43,7 @@ class JudgeConsulted(DomainEvent, frozen=True, kw_only=True):
     tokens_out: int
     cost: Decimal
     latency_ms: int
-    reply: str
+    reply: PersonalText
 
 
 class JudgeCallFailed(DomainEvent, frozen=True, kw_only=True):
@@ -58,7 +59,7 @@ class ValidationCompleted(DomainEvent, frozen=True, kw_only=True):
     results: list[RuleResult]
     score: float
     passed: bool
-    feedback: str
+    feedback: PersonalText
 
 
 class Validation(Aggregate, kw_only=True):

@@ -21,6 +21,7 @@ import msgspec
 
 from domain.aggregate import Aggregate, CommandContext
 from domain.events import DomainEvent
+from domain.personal import PersonalData, PersonalDict, PersonalText
 from domain.workflows.definition import STEP_ID, ApprovalParams, BranchParams, ValidateParams, WorkflowDefinition
 from domain.workflows.errors import InvalidStepTransition, MissingInputs
 from domain.workflows.template import WorkflowTemplate
@@ -48,7 +49,7 @@ class WorkflowInstanceStarted(DomainEvent, frozen=True, kw_only=True):
     template_name: str
     template_version: int
     definition: WorkflowDefinition
-    inputs: dict[str, Any]
+    inputs: PersonalDict
 
 
 class StepStarted(DomainEvent, frozen=True, kw_only=True):
@@ -58,13 +59,13 @@ class StepStarted(DomainEvent, frozen=True, kw_only=True):
 
 class StepCompleted(DomainEvent, frozen=True, kw_only=True):
     step_id: str
-    output: Any
+    output: PersonalData
 
 
 class StepAttemptFailed(DomainEvent, frozen=True, kw_only=True):
     step_id: str
     attempt: int
-    error: str
+    error: PersonalText  # may quote a validation's feedback
     retry_at: datetime | None = None
 
 
@@ -82,7 +83,7 @@ class StepRetriedWithFeedback(DomainEvent, frozen=True, kw_only=True):
 
     step_id: str
     target: str
-    feedback: str
+    feedback: PersonalText
     reset: list[str]
 
 
@@ -91,16 +92,16 @@ class NotificationRequested(DomainEvent, frozen=True, kw_only=True):
 
     step_id: str
     channel: str
-    recipient: str
-    subject: str
-    body: str
+    recipient: PersonalText
+    subject: PersonalText
+    body: PersonalText
     compensation: bool = False
 
 
 class StepFailed(DomainEvent, frozen=True, kw_only=True):
     step_id: str
     attempt: int
-    error: str
+    error: PersonalText  # may quote a validation's feedback
 
 
 class StepSkipped(DomainEvent, frozen=True, kw_only=True):
@@ -113,12 +114,12 @@ class WorkflowCompleted(DomainEvent, frozen=True, kw_only=True):
 
 
 class WorkflowFailed(DomainEvent, frozen=True, kw_only=True):
-    reason: str
+    reason: PersonalText  # names the failed step's error
 
 
 class CompensationStarted(DomainEvent, frozen=True, kw_only=True):
     failed_step: str
-    reason: str
+    reason: PersonalText  # names the failed step's error
     plan: list[str]
 
 
@@ -139,7 +140,7 @@ class SignalReceived(DomainEvent, frozen=True, kw_only=True):
     """A named signal from outside (an approval, a decision) that waiting steps may act on."""
 
     name: str
-    payload: dict[str, Any]
+    payload: PersonalDict
     roles: list[str] = msgspec.field(default_factory=list)  # of the sender
 
 

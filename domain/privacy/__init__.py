@@ -1,0 +1,1 @@
+"""The privacy context: data subjects and their erasure (ADR 0008)."""
