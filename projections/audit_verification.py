@@ -26,6 +26,7 @@ class Verdict:
     first_bad: int | None = None  # the position of the first row that does not verify
     reason: str = ""
     head: bytes = GENESIS  # the hash of the last row checked
+    last: int | None = None  # the position of the last row checked
 
     @property
     def ok(self) -> bool:
@@ -58,8 +59,9 @@ def _mismatch(row: Any) -> str:
     return ""
 
 
-async def verify(rows: AsyncIterable[Any], *, first: bool) -> Verdict:
-    """Walks the rows in position order; `first`: the walk starts at the chain's first row (prev = genesis)."""
+async def verify(rows: AsyncIterable[Any], *, first: bool, origin: bytes = GENESIS) -> Verdict:
+    """Walks the rows in position order; `first`: the walk starts at the trail's first row, which links to
+    `origin` — genesis, or the chain head recorded where retention cut the trail."""
     count = 0
     before: Any = None  # the row before the current one
     two_before: Any = None
@@ -68,7 +70,7 @@ async def verify(rows: AsyncIterable[Any], *, first: bool) -> Verdict:
         problem = _mismatch(row)
         if problem:
             return Verdict(count, row["position"], problem)
-        expected = bytes(before["hash"]) if before is not None else (GENESIS if first else None)
+        expected = bytes(before["hash"]) if before is not None else (origin if first else None)
         if expected is not None and bytes(row["prev_hash"]) != expected:
             if two_before is not None and bytes(row["prev_hash"]) == bytes(two_before["hash"]):
                 reason = (
@@ -77,11 +79,14 @@ async def verify(rows: AsyncIterable[Any], *, first: bool) -> Verdict:
                 )
                 return Verdict(count, before["position"], reason)
             if before is None:
-                return Verdict(count, row["position"], "the first row of the chain does not start from genesis")
+                where = "genesis" if origin == GENESIS else "the chain head recorded at the retention cut"
+                return Verdict(count, row["position"], f"the first row of the chain does not start from {where}")
             reason = (
                 f"its prev_hash is not the hash of the row before it (position {before['position']}): "
                 "a row between them is missing, or the rows were reordered"
             )
             return Verdict(count, row["position"], reason)
         two_before, before = before, row
-    return Verdict(count, head=bytes(before["hash"]) if before is not None else GENESIS)
+    if before is None:
+        return Verdict(count, head=origin if first else GENESIS)
+    return Verdict(count, head=bytes(before["hash"]), last=before["position"])

@@ -44,3 +44,9 @@ def test_a_price_table_from_settings_replaces_the_default() -> None:
     )
     assert custom.currency == "EUR"
     assert custom.cost("openai", "anything", 1_000_000, 1_000_000) == Decimal("3.00000000")
+
+
+def test_a_secret_variable_is_left_to_the_secrets_gateway() -> None:
+    settings = Settings.from_env({"AIWP_AUDIT_SIGNING_KEY": "c2VjcmV0", "AIWP_AUDIT_CHECKPOINTS": "s3://audit/prod"})
+    assert settings.audit_checkpoints == "s3://audit/prod"
+    assert "c2VjcmV0" not in repr(settings)
