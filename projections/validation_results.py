@@ -138,3 +138,14 @@ async def recent_failing_validations(conn: Connection, tenant_id: str, *, limit:
         limit,
     )
     return as_dicts(rows)
+
+
+async def find_validations_of_subject(conn: Connection, tenant_id: str, subject_id: str) -> list[UUID]:
+    """The validations of one subject (say, an agent run's id), oldest first."""
+    rows = await conn.fetch(
+        "SELECT validation_id FROM validation_results WHERE tenant_id = $1 AND subject_id = $2"
+        " ORDER BY requested_at, validation_id",
+        tenant_id,
+        subject_id,
+    )
+    return [row["validation_id"] for row in rows]

@@ -83,6 +83,10 @@ class Router:
     def __init__(self, providers: Mapping[str, LlmProvider]) -> None:
         self._providers = dict(providers)
 
+    def serves(self, provider: str) -> bool:
+        """Whether a request naming this provider has a provider configured to go to (a key, say)."""
+        return ("openai" if provider == "openai_compatible" else provider) in self._providers
+
     async def close(self) -> None:
         for provider in self._providers.values():
             await provider.close()
