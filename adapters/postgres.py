@@ -40,8 +40,10 @@ async def create_pool(database_url: str, schema: str, *, size: int = 10, **optio
     return pool
 
 
-async def connect(database_url: str, schema: str) -> asyncpg.Connection:
-    """One connection with the same settings as the pools (for listeners and locks)."""
-    conn = await asyncpg.connect(database_url, server_settings={"search_path": f'"{schema}", public'})
+async def connect(database_url: str, schema: str, *before: str) -> asyncpg.Connection:
+    """One connection with the same settings as the pools (for listeners and locks); `before`: schemas searched
+    ahead of `schema` (a rebuild's shadow tables)."""
+    path = ", ".join(f'"{name}"' for name in (*before, schema))
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": f"{path}, public"})
     await _setup(conn)
     return conn

@@ -9,11 +9,10 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 import typer
-import uvicorn
 from rich.console import Console
 from rich.table import Table
 
@@ -22,10 +21,15 @@ from domain.access.roles import ROLES
 from ops.audit_cli import audit_app
 from ops.bootstrap import Platform, open_platform, running_workers
 from ops.events_cli import events_app
-from ops.http import ALL_PARTS, ConfigurationError, Part, build_app, build_edge, check_binding, local_issuer
+from ops.gdpr_cli import gdpr_app
 from ops.replay_cli import replay_app
 from ops.settings import Settings, SettingsError
+from ops.trace_cli import trace
+from ops.whatif_cli import whatif
 from projections.catalog import PROJECTIONS
+
+if TYPE_CHECKING:
+    from ops.http import Part
 
 app = typer.Typer(
     name="aiwp",
@@ -109,16 +113,20 @@ Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")]
 
 
-class Server(uvicorn.Server):
-    """uvicorn, minus its signal capture: we stop it ourselves, so that the platform shuts down in order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 def run_http(parts: Sequence[Part], host: str, port: int, *, workers: bool) -> None:
     """Serves the chosen APIs (and, with `workers`, the relay and projectors) until SIGINT or SIGTERM."""
+    # Imported here: the web stack costs every other command a fraction of a second to import.
+    import uvicorn
+
+    from ops.http import ConfigurationError, build_app, build_edge, check_binding
+
+    class Server(uvicorn.Server):
+        """uvicorn, minus its signal capture: we stop it ourselves, so that the platform shuts down in order."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
     settings = load_settings()
     try:
         check_binding(settings, host)
@@ -163,6 +171,8 @@ def serve(host: Host = "127.0.0.1", port: Port = 8080) -> None:
 
     Example: aiwp serve --port 8080
     """
+    from ops.http import ALL_PARTS
+
     run_http(ALL_PARTS, host, port, workers=True)
 
 
@@ -171,6 +181,9 @@ app.add_typer(api, name="api")
 app.add_typer(events_app, name="events")
 app.add_typer(replay_app, name="replay")
 app.add_typer(audit_app, name="audit")
+app.add_typer(gdpr_app, name="gdpr")
+app.command("trace")(trace)
+app.command("whatif")(whatif)
 
 
 @api.command("command")
@@ -214,6 +227,8 @@ def token_issue(
     if unknown:
         typer.echo(f"aiwp: unknown role {unknown[0]!r}; roles are {', '.join(ROLES)}", err=True)
         raise typer.Exit(2)
+    from ops.http import local_issuer
+
     issued = local_issuer(settings).issue(
         subject=subject, tenant=tenant, roles=role, audience=settings.oidc_audience, ttl=ttl
     )

@@ -27,6 +27,8 @@ class NoEventStore(Exception):
 class Log:
     pool: asyncpg.Pool
     reader: LogReader
+    url: str  # for a command that needs a connection of its own (a rebuild's)
+    schema: str
 
 
 def mapper_of(settings: Settings) -> MsgspecMapper:
@@ -52,7 +54,7 @@ async def open_log(settings: Settings) -> AsyncIterator[Log]:
             async with pool.acquire() as conn:
                 if await conn.fetchval("SELECT to_regclass('aiwp_events')") is None:
                     raise NoEventStore(f"no event store in schema {settings.database_schema!r}")
-            yield Log(pool, LogReader(mapper_of(settings)))
+            yield Log(pool, LogReader(mapper_of(settings)), url, settings.database_schema)
         finally:
             await pool.close()
     finally:

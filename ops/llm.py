@@ -10,8 +10,6 @@ import yaml
 
 from commands.llm import LlmProvider
 from commands.secrets import SecretNotFound, Secrets
-from gateways.llm.anthropic_messages import AnthropicMessages
-from gateways.llm.openai_chat import OpenAIChat
 from gateways.llm.resilience import Resilient, Router, breakers
 from gateways.llm.scripted import ScriptedProvider
 from gateways.secrets.environment import EnvironmentSecrets
@@ -65,9 +63,15 @@ def scripted_replies(path: str | None) -> dict[str, str]:
     return loaded
 
 
+# The SDKs are imported only when their key is there: they take a second to import, which every `aiwp`
+# command would pay otherwise.
 def _openai(settings: Settings, key: str) -> LlmProvider:
+    from gateways.llm.openai_chat import OpenAIChat
+
     return OpenAIChat(api_key=key, base_url=settings.openai_base_url, timeout=settings.llm_timeout_seconds)
 
 
 def _anthropic(settings: Settings, key: str) -> LlmProvider:
+    from gateways.llm.anthropic_messages import AnthropicMessages
+
     return AnthropicMessages(api_key=key, base_url=settings.anthropic_base_url, timeout=settings.llm_timeout_seconds)

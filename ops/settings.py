@@ -8,6 +8,8 @@ from typing import Annotated
 import msgspec
 
 PREFIX = "AIWP_"
+# AIWP_* variables that hold secrets: the secrets gateway reads them (ops/audit_keys.py), Settings never holds them.
+SECRET_VARIABLES = frozenset({"AIWP_AUDIT_SIGNING_KEY"})
 
 
 class SettingsError(ValueError):
@@ -61,6 +63,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     vault_mount: str = "secret"
     openai_key_secret: str = "llm/openai#api_key"  # noqa: S105 - where the key is, not the key
     anthropic_key_secret: str = "llm/anthropic#api_key"  # noqa: S105 - where the key is, not the key
+    # Where the audit checkpoints' Ed25519 signing key is in Vault (path#key); without Vault it is the
+    # AIWP_AUDIT_SIGNING_KEY variable (a secret: read by the secrets gateway, never held here).
+    audit_signing_key_secret: str = "audit/checkpoints#signing_key"  # noqa: S105 - where the key is, not the key
+    # Signed audit checkpoints: a directory, or s3://bucket/prefix; unset means <data_dir>/audit-checkpoints.
+    audit_checkpoints: str | None = None
+    # Public key(s) that audit checkpoints and export manifests are checked with (base64 of the raw 32 bytes, or
+    # PEM; comma-separated); unset means the signing key's own, when it can be read.
+    audit_verify_key: str | None = None
+    # An S3-compatible endpoint (MinIO, a local test server); unset means AWS. Credentials: boto3's usual chain.
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
     # Prices per million tokens, as JSON {"currency": "USD", "prices": {"openai/gpt-4o-mini": {...}}}.
     prices: str | None = None
     # Redis for rate limits; unset means in-memory limits (one process).
@@ -73,6 +86,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     projector_batch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
     projector_prefetch: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
     projector_max_failures: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
+    # Seconds a process keeps a data subject's key in memory: an erase takes effect everywhere within it.
+    subject_key_ttl_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -80,7 +95,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         values = {
             name[len(PREFIX) :].lower(): value
             for name, value in environ.items()
-            if name.startswith(PREFIX) and value != "" and not name.startswith("AIWP_TEST_")
+            if name.startswith(PREFIX)
+            and value != ""
+            and not name.startswith("AIWP_TEST_")
+            and name not in SECRET_VARIABLES
         }
         try:
             return msgspec.convert(values, cls, strict=False)

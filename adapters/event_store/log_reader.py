@@ -30,15 +30,20 @@ class LogReader:
         self._mapper = mapper
         self._table = table
 
-    async def read(self, conn: Connection, after: int, limit: int, topics: Sequence[str] | None = None) -> LogBatch:
+    async def read(
+        self, conn: Connection, after: int, limit: int, topics: Sequence[str] | None = None, *, upto: int | None = None
+    ) -> LogBatch:
+        """The next events after `after` (up to position `upto` when given: the head then counts as `upto`)."""
         rows = await conn.fetch(
-            f"WITH head AS (SELECT coalesce(max(notification_id), 0) AS position FROM {self._table})"  # noqa: S608
+            f"WITH head AS (SELECT least(coalesce(max(notification_id), 0), $4::bigint) AS position"  # noqa: S608
+            f" FROM {self._table})"
             f" SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state, head.position AS head"
             f" FROM head LEFT JOIN {self._table} e ON e.notification_id > $1 AND e.notification_id <= head.position"
             " AND ($3::text[] IS NULL OR e.topic = ANY($3)) ORDER BY e.notification_id LIMIT $2",
             after,
             limit,
             list(topics) if topics is not None else None,
+            upto,
         )
         head = int(rows[0]["head"]) if rows else after
         events = [
