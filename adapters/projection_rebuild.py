@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 
 from adapters.event_store.log_reader import LogBatch, LogReader
+from adapters.event_store.mapper import store_mapper
 from adapters.postgres import connect
 from projections.projection import Projection, Recorded
 
@@ -63,6 +64,40 @@ class Difference:
         return "differs"
 
 
+class _Plan:
+    """Which lane writes which projection (those that take every event on the last), and each projection's
+    share of a batch, sorted out in one pass over the batch."""
+
+    def __init__(self, projections: Sequence[Projection], lanes: int) -> None:
+        self.lanes: list[list[Projection]] = [[] for _ in range(lanes)]
+        self._handled: list[list[set[type[Any]] | None]] = [[] for _ in range(lanes)]
+        for projection in projections:
+            every = projection.topics() is None
+            lane = lanes - 1 if every else 0
+            self.lanes[lane].append(projection)
+            self._handled[lane].append(None if every else set(projection.handlers))
+        self._routes: dict[type[Any], list[tuple[int, int]]] = {}
+
+    def _route(self, kind: type[Any]) -> list[tuple[int, int]]:
+        """(lane, place in lane) of each projection that takes events of this class."""
+        found = self._routes.get(kind)
+        if found is None:
+            found = self._routes[kind] = [
+                (lane, place)
+                for lane, handled in enumerate(self._handled)
+                for place, takes in enumerate(handled)
+                if takes is None or kind in takes
+            ]
+        return found
+
+    def share(self, events: list[Recorded]) -> list[list[list[Recorded]]]:
+        shares: list[list[list[Recorded]]] = [[[] for _ in lane] for lane in self.lanes]
+        for recorded in events:
+            for lane, place in self._route(type(recorded.event)):
+                shares[lane][place].append(recorded)
+        return shares
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -73,36 +108,41 @@ class ShadowRebuild:
     def __init__(
         self,
         conn: asyncpg.Connection,
+        *,
+        side: asyncpg.Connection,
         reading: asyncpg.Connection,
-        reader: LogReader,
         schema: str,
         projections: Sequence[Projection],
+        cipher_key: str | None,
     ) -> None:
         self._conn = conn  # writes the shadows: the shadow schema first on its search path
+        self._side = side  # a second writer with the same search path, for the bulk of the rebuild
         self._reading = reading  # reads the log ahead of the writes
-        self._reader = reader
+        self._reader = LogReader(store_mapper(cipher_key))
         self.schema = schema
         self.shadow = f"{schema}_replay"
         self.projections = list(projections)
         self.tables = [table for projection in self.projections for table in projection.tables]
         self.applied = 0  # events applied to at least one projection
+        self._deferred: list[str] = []  # index statements to run once the shadows are filled
 
     @classmethod
     @contextlib.asynccontextmanager
     async def open(
-        cls, database_url: str, schema: str, reader: LogReader, projections: Sequence[Projection]
+        cls, database_url: str, schema: str, projections: Sequence[Projection], *, cipher_key: str | None = None
     ) -> AsyncIterator[ShadowRebuild]:
-        conn = await connect(database_url, schema, f"{schema}_replay")
+        """A rebuild of `projections` in `schema`, reading the store with its cipher key (when it has one)."""
+        opened: list[asyncpg.Connection] = []
         try:
-            reading = await connect(database_url, schema)
-            try:
-                if not await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", LOCK_CLASS, schema):
-                    raise ReplayBusy(f"another replay of schema {schema!r} is running")
-                yield cls(conn, reading, reader, schema, projections)
-            finally:
-                await reading.close()
+            for before in ([f"{schema}_replay"], [f"{schema}_replay"], []):
+                opened.append(await connect(database_url, schema, *before))
+            conn, side, reading = opened
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", LOCK_CLASS, schema):
+                raise ReplayBusy(f"another replay of schema {schema!r} is running")
+            yield cls(conn, side=side, reading=reading, schema=schema, projections=projections, cipher_key=cipher_key)
         finally:
-            await conn.close()
+            for made in opened:
+                await made.close()
 
     # -- the shadow schema --------------------------------------------------------------------------------
 
@@ -120,12 +160,53 @@ class ShadowRebuild:
                 )
                 suffix = f" PARTITION BY {partitioning}" if partitioning else ""
                 await self._conn.execute(
-                    f"CREATE TABLE {shadow}.{_quote(table)} (LIKE {live}.{_quote(table)} INCLUDING ALL){suffix}"
+                    f"CREATE TABLE {shadow}.{_quote(table)}"
+                    f" (LIKE {live}.{_quote(table)} INCLUDING ALL EXCLUDING INDEXES){suffix}"
                 )
+                await self._copy_indexes(table)
             await self._conn.executemany(
                 f"INSERT INTO {shadow}.projection_positions (name, position) VALUES ($1, 0)",  # noqa: S608
                 [(projection.name,) for projection in self.projections],
             )
+
+    async def _copy_indexes(self, table: str) -> None:
+        """The live table's keys and unique indexes on the shadow now (upserts need them); its other indexes
+        once the shadow is filled (`index`): a bulk build is much cheaper than keeping them up row by row."""
+        constraints = await self._conn.fetch(
+            "SELECT con.conname, pg_get_constraintdef(con.oid) AS definition FROM pg_constraint con"
+            " JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = $1 AND c.relname = $2 AND con.contype IN ('p', 'u', 'x')",
+            self.schema,
+            table,
+        )
+        target = f"{_quote(self.shadow)}.{_quote(table)}"
+        for constraint in constraints:
+            await self._conn.execute(
+                f"ALTER TABLE {target} ADD CONSTRAINT {_quote(constraint['conname'])} {constraint['definition']}"
+            )
+        indexes = await self._conn.fetch(
+            "SELECT pg_get_indexdef(i.indexrelid) AS definition, i.indisunique AS is_unique FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = $1 AND c.relname = $2"
+            " AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid)",
+            self.schema,
+            table,
+        )
+        for index in indexes:
+            # "CREATE [UNIQUE] INDEX name ON [ONLY] schema.table USING ..." -> unnamed, on the shadow, recursing
+            head, _, rest = index["definition"].partition(" ON ")
+            kind = head.rsplit(" ", 1)[0]
+            using = rest.removeprefix("ONLY ").split(" ", 1)[1]
+            statement = f"{kind} ON {target} {using}"
+            if index["is_unique"]:
+                await self._conn.execute(statement)
+            else:
+                self._deferred.append(statement)
+
+    async def index(self) -> None:
+        """Builds the shadows' remaining indexes (after the bulk of the rebuild)."""
+        while self._deferred:
+            await self._conn.execute(self._deferred.pop(0))
 
     async def drop(self) -> None:
         await self._conn.execute(f"DROP SCHEMA IF EXISTS {_quote(self.shadow)} CASCADE")
@@ -158,7 +239,13 @@ class ShadowRebuild:
         longest prefix of events that happened at or before `until`; returns the position reached."""
         position = min((await self.shadow_positions()).values(), default=0)
         return await self._advance(
-            self.projections, position, upto, until=until, progress=progress, batch_size=batch_size
+            self.projections,
+            position,
+            upto,
+            until=until,
+            progress=progress,
+            batch_size=batch_size,
+            lanes=[self._conn, self._side],
         )
 
     async def _advance(
@@ -170,10 +257,29 @@ class ShadowRebuild:
         until: datetime | None,
         progress: Progress | None,
         batch_size: int,
+        lanes: Sequence[asyncpg.Connection] = (),
     ) -> int:
+        """Applies batches of the log to `projections`. With two `lanes` (connections), the projections that
+        take every event (the audit trail) write on the second while the others write on the first, so that
+        the database works on both at once. A lane that fails leaves the other ahead: the rebuild is dropped."""
         wanted = [projection.topics() for projection in projections]
         topics = None if any(t is None for t in wanted) else sorted({topic for t in wanted if t for topic in t})
-        kinds = [None if projection.topics() is None else set(projection.handlers) for projection in projections]
+        lanes = lanes or [self._conn]
+        plan = _Plan(projections, len(lanes))
+
+        async def write(
+            conn: asyncpg.Connection, assigned: list[Projection], batches: list[list[Recorded]], at: int
+        ) -> None:
+            async with conn.transaction():
+                for projection, mine in zip(assigned, batches, strict=True):
+                    if mine:
+                        await projection.apply(conn, mine)
+                await conn.execute(
+                    f"UPDATE {_quote(self.shadow)}.projection_positions SET position = $2"  # noqa: S608
+                    " WHERE name = ANY($1::text[])",
+                    [projection.name for projection in assigned],
+                    at,
+                )
 
         async def read(after: int) -> LogBatch:
             return await self._reader.read(self._reading, after, batch_size, topics, upto=upto)
@@ -195,17 +301,14 @@ class ShadowRebuild:
                     reached = batch.head if done else events[-1].position
                 if not done:
                     ahead = asyncio.ensure_future(read(reached))
-                async with self._conn.transaction():
-                    for projection, handled in zip(projections, kinds, strict=True):
-                        mine = events if handled is None else [r for r in events if type(r.event) in handled]
-                        if mine:
-                            await projection.apply(self._conn, mine)
-                    await self._conn.execute(
-                        f"UPDATE {_quote(self.shadow)}.projection_positions SET position = $2"  # noqa: S608
-                        " WHERE name = ANY($1::text[])",
-                        [projection.name for projection in projections],
-                        reached,
+                shares = plan.share(events)
+                await asyncio.gather(
+                    *(
+                        write(conn, assigned, share, reached)
+                        for conn, assigned, share in zip(lanes, plan.lanes, shares, strict=True)
+                        if assigned
                     )
+                )
                 self.applied += len(events)
                 position = reached
                 if progress is not None:

@@ -8,13 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-from eventsourcing.cryptography import AESCipher
-from eventsourcing.persistence import JSONTranscoder
-from eventsourcing.utils import Environment
 
 from adapters.embedded_postgres import EmbeddedPostgres
 from adapters.event_store.log_reader import LogReader
-from adapters.event_store.mapper import MsgspecMapper
+from adapters.event_store.mapper import MsgspecMapper, store_mapper
 from adapters.postgres import create_pool
 from ops.settings import Settings
 
@@ -29,12 +26,12 @@ class Log:
     reader: LogReader
     url: str  # for a command that needs a connection of its own (a rebuild's)
     schema: str
+    cipher_key: str | None
 
 
 def mapper_of(settings: Settings) -> MsgspecMapper:
     """The store's mapper, with its cipher when the store has a key: events read as they were written."""
-    cipher = AESCipher(Environment("aiwp", {"CIPHER_KEY": settings.cipher_key})) if settings.cipher_key else None
-    return MsgspecMapper(transcoder=JSONTranscoder(), cipher=cipher)
+    return store_mapper(settings.cipher_key)
 
 
 @asynccontextmanager
@@ -54,7 +51,7 @@ async def open_log(settings: Settings) -> AsyncIterator[Log]:
             async with pool.acquire() as conn:
                 if await conn.fetchval("SELECT to_regclass('aiwp_events')") is None:
                     raise NoEventStore(f"no event store in schema {settings.database_schema!r}")
-            yield Log(pool, LogReader(mapper_of(settings)), url, settings.database_schema)
+            yield Log(pool, LogReader(mapper_of(settings)), url, settings.database_schema, settings.cipher_key)
         finally:
             await pool.close()
     finally:

@@ -152,7 +152,7 @@ def replay_projection(
         if to_position is not None and to_position > head:
             raise BadInput(f"--to-position {to_position} is beyond the log's head, position {head}")
         try:
-            async with ShadowRebuild.open(log.url, log.schema, log.reader, projections) as rebuild:
+            async with ShadowRebuild.open(log.url, log.schema, projections, cipher_key=log.cipher_key) as rebuild:
                 outcome.update(
                     await rebuild_with(
                         rebuild,
@@ -197,6 +197,7 @@ async def rebuild_with(
                 target = to_position if to_position is not None else head
                 task = bar.add_task("rebuilding", total=target)
                 position = await rebuild.fill(target, until=until, progress=lambda p: bar.update(task, completed=p))
+                await rebuild.index()
                 sums = await rebuild.sums(rebuild.shadow)
                 kept = keep
                 return {
@@ -212,6 +213,8 @@ async def rebuild_with(
             follow = lambda p: bar.update(task, completed=p)  # noqa: E731
             await rebuild.fill(min(live.values(), default=0), progress=follow)
             await rebuild.catch_up_each(await rebuild.live_positions(), follow)
+            bar.update(task, description="indexing")
+            await rebuild.index()
             bar.update(task, description="holding the live projections")
             async with rebuild.locked(follow) as positions:
                 if verify:

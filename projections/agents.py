@@ -6,8 +6,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import msgspec
-
 from domain.agents.agent import AgentArchived, AgentReconfigured, AgentRegistered
 from projections.projection import Connection, Projection, Write, as_dicts
 
@@ -32,7 +30,7 @@ def registered(position: int, e: AgentRegistered) -> list[Write]:
                 e.originator_version,
                 position,
                 e.base_url,
-                msgspec.to_builtins(e.fallbacks),
+                e.fallbacks,
                 e.json_output,
             ),
         )
@@ -57,7 +55,7 @@ def reconfigured(position: int, e: AgentReconfigured) -> list[Write]:
                 e.originator_version,
                 position,
                 e.base_url,
-                msgspec.to_builtins(e.fallbacks),
+                e.fallbacks,
                 e.json_output,
             ),
         )

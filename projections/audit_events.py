@@ -107,15 +107,17 @@ class AuditProjection(Projection):
         head = await conn.fetchval("SELECT chain_head FROM projection_positions WHERE name = $1", self.name)
         head = bytes(head) if head is not None else GENESIS
         rows = []
-        months: set[datetime] = set()
+        months: set[tuple[int, int]] = set()
+        sha256 = hashlib.sha256
         for position, event in batch:
             record = audit_record(position, event)
             canonical = _encoder.encode(record)
-            digest = chain(head, canonical)
+            digest = sha256(head + canonical).digest()  # `chain`, inlined: this loop runs once per event
+            occurred_at = record.occurred_at
             rows.append(
                 (
                     position,
-                    record.occurred_at,
+                    occurred_at,
                     record.event_id,
                     record.stream_id,
                     record.stream_version,
@@ -130,10 +132,10 @@ class AuditProjection(Projection):
                     digest,
                 )
             )
-            months.add(record.occurred_at.replace(day=1, hour=0, minute=0, second=0, microsecond=0))
+            months.add((occurred_at.year, occurred_at.month))
             head = digest
-        for month in sorted(months):
-            await conn.execute("SELECT audit_ensure_partition($1)", month)
+        for year, month in sorted(months):
+            await conn.execute("SELECT audit_ensure_partition($1)", datetime(year, month, 1, tzinfo=UTC))
         await conn.copy_records_to_table("audit_events", records=rows, columns=COLUMNS)
         await conn.execute(
             "INSERT INTO projection_positions (name, chain_head) VALUES ($1, $2)"

@@ -7,8 +7,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import msgspec
-
 from domain.validation.validation import JudgeCallFailed, JudgeConsulted, ValidationCompleted, ValidationRequested
 from projections.projection import Connection, Projection, Write, as_dicts
 
@@ -45,7 +43,7 @@ def completed(position: int, e: ValidationCompleted) -> list[Write]:
                 e.score,
                 e.passed,
                 e.feedback,
-                msgspec.to_builtins(e.results),
+                e.results,
                 e.timestamp,
                 e.originator_version,
                 position,

@@ -6,8 +6,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import msgspec
-
 from domain.workflows.template import WorkflowTemplateRegistered, WorkflowTemplateRetired, WorkflowTemplateRevised
 from projections.projection import Connection, Projection, Write, as_dicts
 
@@ -22,7 +20,7 @@ def registered(position: int, e: WorkflowTemplateRegistered) -> list[Write]:
                 e.originator_id,
                 e.metadata.tenant_id,
                 e.name,
-                msgspec.to_builtins(e.definition),
+                e.definition,  # a Struct: the jsonb codec encodes it in one pass
                 e.timestamp,
                 e.originator_version,
                 position,
@@ -39,7 +37,7 @@ def revised(position: int, e: WorkflowTemplateRevised) -> list[Write]:
             (
                 e.originator_id,
                 e.template_version,
-                msgspec.to_builtins(e.definition),
+                e.definition,  # a Struct: the jsonb codec encodes it in one pass
                 e.timestamp,
                 e.originator_version,
                 position,

@@ -13,7 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
+from eventsourcing.cryptography import AESCipher
+from eventsourcing.persistence import JSONTranscoder, Mapper, MapperDeserialisationError, StoredEvent
+from eventsourcing.utils import Environment
 
 from adapters.event_store.sealing import MARK, reveal_json, seal_state, subjects_in
 from adapters.subject_keys import KeyRing
@@ -105,3 +107,9 @@ class MsgspecMapper(Mapper[Any]):
             return self.decode_plain(topic, state, stream_id, version)
         tenant_id = self.decode_plain(topic, state, stream_id, version).metadata.tenant_id
         return self.decode_plain(topic, reveal_json(state, tenant_id, self.keyring.key), stream_id, version)
+
+
+def store_mapper(cipher_key: str | None) -> MsgspecMapper:
+    """The mapper the store's readers use: with the store's cipher when it has a key, so events read as written."""
+    cipher = AESCipher(Environment("aiwp", {"CIPHER_KEY": cipher_key})) if cipher_key else None
+    return MsgspecMapper(transcoder=JSONTranscoder(), cipher=cipher)

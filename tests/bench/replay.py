@@ -57,10 +57,11 @@ async def verify_rate(platform: Platform) -> float:
 
 
 async def rebuild_rate(platform: Platform, schema: str) -> float:
-    async with ShadowRebuild.open(DATABASE_URL, schema, platform.reader, list(PROJECTIONS.values())) as rebuild:
+    async with ShadowRebuild.open(DATABASE_URL, schema, list(PROJECTIONS.values())) as rebuild:
         await rebuild.prepare()
         started = time.perf_counter()
         await rebuild.fill()
+        await rebuild.index()
         elapsed = time.perf_counter() - started
         await rebuild.drop()
     return rebuild.applied / elapsed

@@ -14,11 +14,9 @@ from typing import Any
 
 import pytest
 
-from adapters.event_store.log_reader import LogReader
 from adapters.projection_rebuild import ShadowRebuild
 from commands import agents
 from ops.bootstrap import Platform, open_platform, running_workers
-from ops.inspection import mapper_of
 from ops.settings import Settings
 from projections.catalog import PROJECTIONS
 from tests.strategies import BASE_TIME, Clock
@@ -67,9 +65,7 @@ def outcome(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 
 async def live_sums(database_url: str, schema: str) -> dict[str, tuple[int, str]]:
     """Each live table's row count and checksum, by the same code the command uses."""
-    async with ShadowRebuild.open(
-        database_url, schema, LogReader(mapper_of(Settings())), list(PROJECTIONS.values())
-    ) as rebuild:
+    async with ShadowRebuild.open(database_url, schema, list(PROJECTIONS.values())) as rebuild:
         return {s.table: (s.rows, s.digest) for s in await rebuild.sums(schema)}
 
 
