@@ -22,6 +22,7 @@ from rich.table import Table
 
 from adapters.projection_rebuild import ReplayBusy, ShadowRebuild, TableSum
 from domain.catalog import aggregate_of
+from ops.disclosure import Disclosure
 from ops.events_cli import BadInput, Json, console, run, stream_id_of
 from ops.inspection import Log
 from projections.audit_events import NAME as AUDIT
@@ -69,7 +70,9 @@ def replay_aggregate(
         kind = aggregate_of(type(kept[0]))
         state = kind.project(kept)
         assert state is not None
-        document = {"aggregate": kind.__name__, "as_of": at, "state": msgspec.to_builtins(state)}
+        tenant = kept[0].metadata.tenant_id
+        shown = await Disclosure(log).disclose(msgspec.to_builtins(state), tenant)  # sealed data opened or [erased]
+        document = {"aggregate": kind.__name__, "as_of": at, "state": shown}
         text = _encoder.encode(document).decode()
         if as_json:
             typer.echo(text)

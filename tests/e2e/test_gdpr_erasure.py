@@ -258,6 +258,14 @@ async def test_an_erased_subject_reads_erased_everywhere_and_the_chain_still_ver
     assert "[erased]" in stream_a.stdout
     assert B["email"] in stream_b.stdout
     assert B["output"] in stream_b.stdout
+    as_of = {
+        name: aiwp("replay", "aggregate", stream, "--at", "99999999", "--json", environ=environ)
+        for name, stream in (("a", a_id), ("b", b_id))
+    }
+    assert as_of["a"].returncode == as_of["b"].returncode == 0, as_of["a"].stderr + as_of["b"].stderr
+    assert found(as_of["a"].stdout, A) == []
+    assert "[erased]" in as_of["a"].stdout
+    assert B["email"] in as_of["b"].stdout  # time travel reveals what may still be read
     tail = aiwp("events", "tail", "--from", "0", "--count", "1000", "--json", environ=environ)
     assert found(tail.stdout, A) == []
     assert "DataSubjectErased" in tail.stdout
