@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import asyncpg
@@ -23,7 +22,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapters.embedded_postgres import EmbeddedPostgres
 from adapters.event_store.store import EventSourcedStore
 from adapters.postgres import create_pool
 from adapters.subject_keys import KeyRing, PostgresKeyTable
@@ -31,6 +29,7 @@ from commands.privacy import EraseDataSubject, erase_data_subject
 from domain.aggregate import CommandContext
 from domain.personal import SUBJECT
 from ops.bootstrap import build_store
+from ops.inspection import NoEventStore, database_of
 from ops.settings import Settings
 
 gdpr_app = typer.Typer(
@@ -59,21 +58,14 @@ class Privacy:
 @asynccontextmanager
 async def open_privacy(settings: Settings) -> AsyncIterator[Privacy]:
     """The key table and (on demand) the event store of the settings' database."""
-    embedded: EmbeddedPostgres | None = None
-    url = settings.database_url
-    if url is None:
-        if not (Path(settings.data_dir) / "pgdata").exists():
-            raise BadInput(f"no embedded event store in {settings.data_dir} (run `aiwp demo` or set AIWP_DATABASE_URL)")
-        embedded = EmbeddedPostgres(Path(settings.data_dir) / "pgdata")
-        url = embedded.url
-    stores: list[EventSourcedStore] = []
+    with database_of(settings) as url:
+        stores: list[EventSourcedStore] = []
 
-    def store() -> EventSourcedStore:
-        if not stores:
-            stores.append(build_store(settings, url))
-        return stores[0]
+        def store() -> EventSourcedStore:
+            if not stores:
+                stores.append(build_store(settings, url))
+            return stores[0]
 
-    try:
         pool = await create_pool(url, settings.database_schema, size=2)
         try:
             async with pool.acquire() as conn:
@@ -86,9 +78,6 @@ async def open_privacy(settings: Settings) -> AsyncIterator[Privacy]:
             for made in stores:
                 await made.close()
             await pool.close()
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 def run(work: Callable[[Privacy], Awaitable[None]]) -> None:
@@ -103,7 +92,7 @@ def run(work: Callable[[Privacy], Awaitable[None]]) -> None:
 
     try:
         asyncio.run(go())
-    except BadInput as error:
+    except (BadInput, NoEventStore) as error:
         typer.echo(f"aiwp: {error}", err=True)
         raise typer.Exit(2) from None
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,18 +34,24 @@ def mapper_of(settings: Settings) -> MsgspecMapper:
     return store_mapper(settings.cipher_key)
 
 
+@contextmanager
+def database_of(settings: Settings) -> Iterator[str]:
+    """The URL of the settings' database: theirs, or the embedded one, started for the block."""
+    if settings.database_url is not None:
+        yield settings.database_url
+        return
+    if not (Path(settings.data_dir) / "pgdata").exists():
+        raise NoEventStore(f"no embedded event store in {settings.data_dir} (run `aiwp demo` or set AIWP_DATABASE_URL)")
+    embedded = EmbeddedPostgres(Path(settings.data_dir) / "pgdata")
+    try:
+        yield embedded.url
+    finally:
+        embedded.stop()
+
+
 @asynccontextmanager
 async def open_log(settings: Settings) -> AsyncIterator[Log]:
-    embedded: EmbeddedPostgres | None = None
-    url = settings.database_url
-    if url is None:
-        if not (Path(settings.data_dir) / "pgdata").exists():
-            raise NoEventStore(
-                f"no embedded event store in {settings.data_dir} (run `aiwp demo` or set AIWP_DATABASE_URL)"
-            )
-        embedded = EmbeddedPostgres(Path(settings.data_dir) / "pgdata")
-        url = embedded.url
-    try:
+    with database_of(settings) as url:
         pool = await create_pool(url, settings.database_schema, size=2)
         try:
             async with pool.acquire() as conn:
@@ -54,6 +60,3 @@ async def open_log(settings: Settings) -> AsyncIterator[Log]:
             yield Log(pool, LogReader(mapper_of(settings)), url, settings.database_schema, settings.cipher_key)
         finally:
             await pool.close()
-    finally:
-        if embedded is not None:
-            embedded.stop()

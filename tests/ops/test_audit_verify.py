@@ -18,6 +18,7 @@ from commands.errors import ConcurrencyError
 from domain.agents.agent import Agent
 from ops.bootstrap import Platform, open_platform
 from ops.settings import Settings
+from tests.ops.audit_chain import as_owner as owner_statements
 from tests.strategies import Clock
 from tests.workload import Workload
 
@@ -61,14 +62,8 @@ def verify(database_url: str, schema: str, *args: str) -> tuple[int, dict[str, A
 
 
 async def as_owner(platform: Platform, *statements: str) -> None:
-    """The database's owner, with the append-only triggers switched off for the session."""
     async with platform.pool.acquire() as conn:
-        await conn.execute("SET session_replication_role = replica")
-        try:
-            for statement in statements:
-                await conn.execute(statement)
-        finally:
-            await conn.execute("SET session_replication_role = origin")
+        await owner_statements(conn, *statements)
 
 
 async def positions(platform: Platform) -> list[int]:
