@@ -21,7 +21,13 @@ class AnthropicMessages:
     def __init__(self, *, api_key: str, base_url: str | None = None, timeout: float = 60.0) -> None:
         # Retries are ours (with the circuit breaker), not the SDK's.
         self._clients = ClientsByBaseUrl(
-            lambda url: anthropic.AsyncAnthropic(api_key=api_key, base_url=url, timeout=timeout, max_retries=0),
+            lambda url: anthropic.AsyncAnthropic(
+                api_key=api_key,
+                base_url=url,
+                timeout=timeout,
+                max_retries=0,
+                http_client=anthropic.DefaultAioHttpClient(timeout=timeout),
+            ),
             base_url,
         )
 

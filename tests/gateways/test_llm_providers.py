@@ -148,3 +148,16 @@ async def test_the_scripted_provider_is_deterministic() -> None:
     assert first == again
     assert first.text == "Hi all!"
     assert (first.tokens_in, first.tokens_out) == (7, 2)
+
+
+@pytest.mark.parametrize("name", ["openai", "anthropic"])
+async def test_a_call_past_its_timeout_is_retryable(server: FakeLlmServer, name: str) -> None:
+    slow = {
+        "openai": OpenAIChat(api_key="test-key", base_url=f"{server.url}/v1", timeout=0.2),
+        "anthropic": AnthropicMessages(api_key="test-key", base_url=server.url, timeout=0.2),
+    }[name]
+    OPENED.append(slow)
+    server.delay = 1.0
+    with pytest.raises(LlmError) as raised:
+        await slow.complete(request(name))
+    assert raised.value.retryable
