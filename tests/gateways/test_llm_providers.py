@@ -152,10 +152,11 @@ async def test_the_scripted_provider_is_deterministic() -> None:
 
 @pytest.mark.parametrize("name", ["openai", "anthropic"])
 async def test_a_call_past_its_timeout_is_retryable(server: FakeLlmServer, name: str) -> None:
-    slow = {
-        "openai": OpenAIChat(api_key="test-key", base_url=f"{server.url}/v1", timeout=0.2),
-        "anthropic": AnthropicMessages(api_key="test-key", base_url=server.url, timeout=0.2),
-    }[name]
+    slow: LlmProvider = (
+        OpenAIChat(api_key="test-key", base_url=f"{server.url}/v1", timeout=0.2)
+        if name == "openai"
+        else AnthropicMessages(api_key="test-key", base_url=server.url, timeout=0.2)
+    )
     OPENED.append(slow)
     server.delay = 1.0
     with pytest.raises(LlmError) as raised:
