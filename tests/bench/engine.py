@@ -8,11 +8,12 @@
                                         over the embedded (in-process) bus
     RATIO  workflows_per_second_<bus>   rate / 100 (target >= 1)
 
-Over the machine's PostgreSQL and RabbitMQ. The runs: the relay here, three `aiwp worker agents` processes
-(about 333 runs in flight each). The workflows: one process with the relay, the agent worker (64 in flight), the
-orchestrator and the projections it reads (agents, workflow_instances), over RabbitMQ and over the embedded
-bus. The LLM is the local wire-format server of the tests, in a process of its own, driven through the
-official OpenAI SDK. On this 2-core machine the database, the broker and the LLM server share the cores
+Over the machine's PostgreSQL and RabbitMQ. The runs: `aiwp worker relay` and three `aiwp worker agents`
+processes (about 333 runs in flight each), as a deployment runs them; this process makes the requests.
+The workflows: one process with the relay, the agent worker (64 in flight), the orchestrator and the
+projections it reads (agents, workflow_instances), over RabbitMQ and over the embedded bus.
+The LLM is the local wire-format server of the tests, in a process of its own, driven through the official
+OpenAI SDK. On this 2-core machine the database, the broker and the LLM server share the cores
 with the platform.
 
 Run: `make bench` (or `python -m tests.bench.engine`).
@@ -127,7 +128,7 @@ async def consumers_of(amqp_url: str, queue: str, count: int, timeout: float = 6
 
 @asynccontextmanager
 async def agent_workers(count: int, schema: str, amqp_url: str) -> AsyncIterator[None]:
-    """`aiwp worker agents` processes, as a deployment scales the worker out."""
+    """`aiwp worker agents` processes, as a deployment scales the worker out, and `aiwp worker relay`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIWP_")} | {
         "AIWP_DATABASE_URL": DATABASE_URL,
         "AIWP_DATABASE_SCHEMA": schema,
@@ -138,6 +139,7 @@ async def agent_workers(count: int, schema: str, amqp_url: str) -> AsyncIterator
     }
     aiwp = Path(sys.executable).with_name("aiwp")
     workers = [subprocess.Popen([str(aiwp), "worker", "agents"], env=env) for _ in range(count)]
+    workers.append(subprocess.Popen([str(aiwp), "worker", "relay"], env=env))
     try:
         await consumers_of(amqp_url, AGENT_WORK.queue, count)  # before the clock starts
         yield
@@ -153,18 +155,29 @@ async def concurrent_runs(platform: Platform, slow_llm: str) -> float:
         context(),
         agents.RegisterAgent(name="slow", provider="openai_compatible", model="gpt-bench", base_url=slow_llm),
     )
-    async with running_workers(platform, projections=[]):
-        began = time.perf_counter()
-        requested = await asyncio.gather(
-            *(
-                agents.request_agent_run(
-                    platform.store, context(), agents.RequestAgentRun(agent_id=agent.id, prompt=f"question {i}")
-                )
-                for i in range(RUNS)
+    await relayed(platform, agent.position)  # the relay process is up and at the head
+    began = time.perf_counter()
+    requested = await asyncio.gather(
+        *(
+            agents.request_agent_run(
+                platform.store, context(), agents.RequestAgentRun(agent_id=agent.id, prompt=f"question {i}")
             )
+            for i in range(RUNS)
         )
-        await until_done(platform, AgentRun, [r.id for r in requested])
-        return time.perf_counter() - began
+    )
+    await until_done(platform, AgentRun, [r.id for r in requested])
+    return time.perf_counter() - began
+
+
+async def relayed(platform: Platform, position: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        async with platform.pool.acquire() as conn:
+            if (await conn.fetchval("SELECT max(position) FROM relay_positions") or 0) >= position:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the relay did not reach position {position} within {timeout:g} s")
+        await asyncio.sleep(0.05)
 
 
 async def store_reference(platform: Platform, events: int) -> float:
