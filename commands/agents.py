@@ -154,6 +154,12 @@ async def request_agent_run(store: EventStore, ctx: CommandContext, cmd: Request
         if earlier.status != "succeeded":
             raise InvalidRunTransition(f"run {cmd.context_id} is {earlier.status}; only a succeeded run can continue")
         messages = list(earlier.messages)
+        if earlier.subject:  # its messages are about that subject: so is the run that carries them on
+            if ctx.subject and ctx.subject != earlier.subject:
+                raise InvalidRunTransition(
+                    f"run {cmd.context_id} is about another data subject; a run continuing it is about the same one"
+                )
+            ctx = msgspec.structs.replace(ctx, subject=earlier.subject)
     messages.append(ChatMessage("user", cmd.prompt))
     run, event = AgentRun.request(
         ctx,

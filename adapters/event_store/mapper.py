@@ -94,19 +94,24 @@ class MsgspecMapper(Mapper[Any]):
             raise MapperDeserialisationError(msg) from error
 
     def sealed_subjects(self, topic: str, state: bytes, stream_id: Any, version: int) -> set[tuple[str, str]]:
-        """(tenant, subject) of each key a payload's JSON needs to be revealed; empty for most events."""
-        subjects = subjects_in(state)
-        if not subjects:
+        """(tenant, subject) of the key a payload's JSON needs to be revealed; empty for most events."""
+        if not subjects_in(state):
             return set()
-        tenant_id = self.decode_plain(topic, state, stream_id, version).metadata.tenant_id
-        return {(tenant_id, subject) for subject in subjects}
+        metadata = self.decode_plain(topic, state, stream_id, version).metadata
+        return {(metadata.tenant_id, metadata.subject)} if metadata.subject else set()
 
     def decode_revealed(self, topic: str, state: bytes, stream_id: Any, version: int) -> Any:
-        """Decodes a payload's JSON with its sealed strings opened, or `[erased]`; the keys must be loaded."""
+        """Decodes a payload's JSON with the sealed strings of the event's own subject opened, or `[erased]`; the
+        key must be loaded. A sealed string of another subject (pasted into a prompt, say) stays sealed: opened
+        here, it would be sealed again under this subject's key and outlive its own subject's erasure."""
         if MARK not in state or self.keyring is None:
             return self.decode_plain(topic, state, stream_id, version)
-        tenant_id = self.decode_plain(topic, state, stream_id, version).metadata.tenant_id
-        return self.decode_plain(topic, reveal_json(state, tenant_id, self.keyring.key), stream_id, version)
+        metadata = self.decode_plain(topic, state, stream_id, version).metadata
+        if not metadata.subject:
+            return self.decode_plain(topic, state, stream_id, version)
+        keyring, own = self.keyring, metadata.subject
+        revealed = reveal_json(state, metadata.tenant_id, keyring.key, only=own)
+        return self.decode_plain(topic, revealed, stream_id, version)
 
 
 def store_mapper(cipher_key: str | None) -> MsgspecMapper:

@@ -99,13 +99,16 @@ def reveal_text(text: str, tenant_id: str, keys: KeyLookup) -> str:
     return TOKEN.sub(opened, text)
 
 
-def reveal_json(data: bytes, tenant_id: str, keys: KeyLookup) -> bytes:
-    """JSON bytes with every sealed string opened in place (the plaintext JSON-escaped)."""
+def reveal_json(data: bytes, tenant_id: str, keys: KeyLookup, *, only: str | None = None) -> bytes:
+    """JSON bytes with every sealed string (of subject `only`, when given) opened in place (JSON-escaped)."""
     if MARK not in data:
         return data
 
     def opened(match: re.Match[bytes]) -> bytes:
-        plain = _opened(match.group(1).decode(), match.group(2).decode(), tenant_id, keys)
+        subject = match.group(1).decode()
+        if only is not None and subject != only:
+            return match.group(0)
+        plain = _opened(subject, match.group(2).decode(), tenant_id, keys)
         return match.group(0) if plain is None else msgspec.json.encode(plain)[1:-1]
 
     return TOKEN_BYTES.sub(opened, data)
