@@ -30,6 +30,7 @@ from projections.audit_checkpoints import (
     CheckpointStorage,
     Cut,
     check_checkpoint,
+    cut_problem,
     latest_name,
     name_of,
     open_checkpoint,
@@ -114,9 +115,12 @@ async def latest_checkpoint(
         )
     data = await asyncio.to_thread(storage.read, name)
     try:
-        return name, open_checkpoint(data, keys), ""
+        checkpoint = open_checkpoint(data, keys)
     except BadSignature as error:
         return name, None, f"the latest checkpoint {name} does not verify: {error}"
+    if name != name_of(checkpoint.position):  # a valid old checkpoint copied under a higher name hides what came after
+        return name, None, f"the latest checkpoint file {name} holds one signed for position {checkpoint.position}"
+    return name, checkpoint, ""
 
 
 async def checkpoint_report(
@@ -130,6 +134,9 @@ async def checkpoint_report(
     if checkpoint is None:
         return report | {"status": "failed", "problem": problem}
     report |= {"position": checkpoint.position, "key_id": checkpoint.key_id, "created_at": checkpoint.created_at}
+    problem = await cut_problem(conn, cut)
+    if problem:
+        return report | {"status": "failed", "problem": problem}
     if cut is not None and checkpoint.position <= cut.last_position:
         return report | {"status": "before_cut", "problem": "its position was dropped by retention: sign a new one"}
     problem = await check_checkpoint(conn, checkpoint, cut)
@@ -212,6 +219,10 @@ def audit_checkpoint(as_json: Json = False) -> None:
             return
         async with log.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             cut = await retention_cut(conn)
+            problem = await cut_problem(conn, cut)
+            if problem:
+                results.append({"ok": False, "problem": problem + "; refusing to sign"})
+                return
             start = 0
             if previous is not None and not (cut is not None and previous.position <= cut.last_position):
                 problem = await check_checkpoint(conn, previous, cut)

@@ -101,6 +101,19 @@ async def retention_cut(conn: Connection) -> Cut | None:
     return Cut(row["last_position"], bytes(row["last_hash"]), row["first_kept_position"], int(row["dropped"]))
 
 
+async def cut_problem(conn: Connection, cut: Cut | None) -> str:
+    """What is wrong with the retention log's latest cut, or an empty string. The log is in the database:
+    a cut that claims rows were dropped while rows at or before it remain was not made by retention."""
+    if cut is None:
+        return ""
+    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM audit_events WHERE position <= $1)", cut.last_position):
+        return (
+            f"the retention log says the rows up to position {cut.last_position} were dropped,"
+            " but rows at or before it remain: the log was written by hand"
+        )
+    return ""
+
+
 def origin_of(cut: Cut | None) -> bytes:
     """What the first row of the trail links to: genesis, or the head recorded at the retention cut."""
     return cut.head if cut is not None else GENESIS

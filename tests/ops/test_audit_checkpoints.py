@@ -234,3 +234,36 @@ async def test_checkpoints_in_s3(platform: Platform, signer: dict[str, str], aud
     )
     assert code == 2
     assert "S3 s3://nobucket/x/: NoSuchBucket" in stderr
+
+
+async def test_an_old_checkpoint_copied_under_a_higher_name_fails(
+    platform: Platform, signer: dict[str, str], auditor: dict[str, str], tmp_path: Path
+) -> None:
+    checkpoint(signer)
+    folder = tmp_path / "checkpoints"
+    (folder / name_of(10**12)).write_bytes((folder / name_of(ROWS)).read_bytes())
+    code, verdict = verify(auditor)
+    assert code == 1
+    assert f"holds one signed for position {ROWS}" in verdict["checkpoint"]["problem"]
+
+
+async def test_a_retention_cut_written_by_hand_does_not_excuse_a_rewrite(
+    platform: Platform, signer: dict[str, str], auditor: dict[str, str]
+) -> None:
+    checkpoint(signer)
+    async with platform.pool.acquire() as conn:
+        await rewrite_from(conn, 1, "mallory")
+        first = await conn.fetchval("SELECT prev_hash FROM audit_events ORDER BY position LIMIT 1")
+        await conn.execute(
+            "INSERT INTO audit_retention_log (partition_name, range_start, range_end, rows_dropped, first_position,"
+            " last_position, last_hash, first_kept_position, policy)"
+            " VALUES ('forged', now(), now(), 0, 1, $1, $2, 1, '{}')",
+            10**12,
+            first,
+        )
+    code, verdict = verify(auditor)
+    assert code == 1
+    assert verdict["checkpoint"]["status"] == "failed"
+    assert "the log was written by hand" in verdict["checkpoint"]["problem"]
+    code, printed, _ = aiwp("audit", "checkpoint", "--json", environ=signer)
+    assert (code, printed["ok"]) == (1, False)
