@@ -30,6 +30,7 @@ from adapters.postgres import connect
 from projections.projection import Projection, Recorded
 
 LOCK_CLASS = 0x72706C79  # "rply": one rebuild at a time per schema
+SHADOW_MARK = "aiwp: the shadow tables of a projection rebuild (aiwp replay projection)"
 Progress = Callable[[int], None]  # told the position reached after each batch
 
 
@@ -150,7 +151,9 @@ class ShadowRebuild:
         """An empty shadow of each table (a leftover of an interrupted rebuild is dropped first)."""
         live, shadow = _quote(self.schema), _quote(self.shadow)
         async with self._conn.transaction():
+            await self._check_shadow()
             await self._conn.execute(f"DROP SCHEMA IF EXISTS {shadow} CASCADE; CREATE SCHEMA {shadow}")
+            await self._conn.execute(f"COMMENT ON SCHEMA {shadow} IS '{SHADOW_MARK}'")
             for table in ("projection_positions", *self.tables):
                 partitioning = await self._conn.fetchval(
                     "SELECT pg_get_partkeydef(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
@@ -209,7 +212,16 @@ class ShadowRebuild:
             await self._conn.execute(self._deferred.pop(0))
 
     async def drop(self) -> None:
+        await self._check_shadow()
         await self._conn.execute(f"DROP SCHEMA IF EXISTS {_quote(self.shadow)} CASCADE")
+
+    async def _check_shadow(self) -> None:
+        """A schema of the shadow's name that a rebuild did not make is never dropped."""
+        mark = await self._conn.fetchrow(
+            "SELECT obj_description(oid, 'pg_namespace') AS mark FROM pg_namespace WHERE nspname = $1", self.shadow
+        )
+        if mark is not None and mark["mark"] != SHADOW_MARK:
+            raise ReplayBusy(f"schema {self.shadow!r} exists and is not a rebuild's shadow; it is left alone")
 
     # -- filling the shadows from the log -------------------------------------------------------------------
 
@@ -397,8 +409,15 @@ class ShadowRebuild:
                 table,
             )
             indexes = await self._index_names(self.schema, table)
+            owner = await self._conn.fetchval(
+                "SELECT pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = $1 AND c.relname = $2",
+                self.schema,
+                table,
+            )
             await self._conn.execute(f"DROP TABLE {live}.{_quote(table)}")
             await self._conn.execute(f"ALTER TABLE {_quote(self.shadow)}.{_quote(table)} SET SCHEMA {live}")
+            await self._conn.execute(f"ALTER TABLE {live}.{_quote(table)} OWNER TO {_quote(owner)}")
             for shape, name in (await self._index_names(self.schema, table)).items():
                 wanted = indexes.get(shape)
                 if wanted is not None and wanted != name:

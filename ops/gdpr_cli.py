@@ -142,7 +142,7 @@ def erase(
             "already_erased": not dropped,
             "stream_id": str(recorded.id),
             "position": recorded.position,
-            "key_row_vacuumed": vacuumed,
+            "vacuum_ran": vacuumed,
             "cache_ttl_seconds": privacy.settings.subject_key_ttl_seconds,
         }
         if as_json:

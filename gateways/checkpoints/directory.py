@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from gateways.checkpoints import CheckpointExists
@@ -23,12 +24,22 @@ class DirectoryCheckpoints:
 
     def create(self, name: str, data: bytes) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        partial = self.path / f".{name}.partial"
-        partial.write_bytes(data)
+        # A temporary file of this call's own (two signers at once never write into the same one), on disk before
+        # it is linked: a hard link fails when the name exists, so the file appears whole or not at all, and never
+        # replaces one.
+        handle, partial = tempfile.mkstemp(dir=self.path, prefix=f".{name}.", suffix=".partial")
         try:
-            # A hard link fails when the name exists: the file appears whole, or not at all, and never replaces one.
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
             os.link(partial, self.path / name)
         except FileExistsError:
             raise CheckpointExists(f"{self.path / name} already exists") from None
         finally:
-            partial.unlink()
+            os.unlink(partial)
+        directory = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the new name itself survives a crash
+        finally:
+            os.close(directory)

@@ -118,6 +118,9 @@ async def test_verify_names_every_row_that_differs_and_a_swap_repairs_them(
             pg_schema,
         )
         before = await conn.fetchval("SELECT position FROM projection_positions WHERE name = 'executions'")
+        owner = await conn.fetchval(
+            "SELECT tableowner FROM pg_tables WHERE schemaname = $1 AND tablename = 'executions'", pg_schema
+        )
     swapped = outcome(replay(database_url, pg_schema, "executions", "agents", "--json"))
     assert swapped["mode"] == "swap"
     assert swapped["positions"]["executions"] == before
@@ -130,6 +133,9 @@ async def test_verify_names_every_row_that_differs_and_a_swap_repairs_them(
             pg_schema,
         )
         assert indexes_after == indexes_before
+        assert owner == await conn.fetchval(
+            "SELECT tableowner FROM pg_tables WHERE schemaname = $1 AND tablename = 'executions'", pg_schema
+        )
         if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = 'aiwp_app'"):
             assert await conn.fetchval(
                 "SELECT has_table_privilege('aiwp_app', $1, 'INSERT')", f'"{pg_schema}".executions'
@@ -263,3 +269,19 @@ async def test_verify_leaves_out_what_retention_dropped_from_the_trail(
     verdict = outcome(replay(database_url, pg_schema, "audit_events", "--verify", "--json"))
     assert verdict["ok"], verdict["differences"][:3]
     assert verdict["tables"][0]["live_rows"] == verdict["tables"][0]["rebuilt_rows"] == 1  # the rows after the cut
+
+
+async def test_a_schema_of_the_shadows_name_that_a_rebuild_did_not_make_is_left_alone(
+    platform: Platform, database_url: str, pg_schema: str
+) -> None:
+    async with platform.pool.acquire() as conn:
+        await conn.execute(f'CREATE SCHEMA "{pg_schema}_replay"; CREATE TABLE "{pg_schema}_replay".precious (x int)')
+    try:
+        result = replay(database_url, pg_schema, "agents", "--verify")
+        assert result.returncode == 2
+        assert "is not a rebuild's shadow" in result.stderr
+        async with platform.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT to_regclass($1)", f'"{pg_schema}_replay".precious') is not None
+    finally:
+        async with platform.pool.acquire() as conn:
+            await conn.execute(f'DROP SCHEMA "{pg_schema}_replay" CASCADE')
