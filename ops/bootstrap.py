@@ -10,12 +10,22 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 
 from adapters.bus.in_process import InProcessBus
-from adapters.bus.port import AGENT_WORK, ORCHESTRATOR_WORK, VALIDATION_WORK, Binding, Consumer, EventBus, WorkOutcome
+from adapters.bus.port import (
+    AGENT_WORK,
+    ORCHESTRATOR_WORK,
+    VALIDATION_WORK,
+    Binding,
+    Consumer,
+    EventBus,
+    WorkOutcome,
+    WorkQueue,
+)
 from adapters.bus.rabbitmq import RabbitBus
 from adapters.embedded_postgres import EmbeddedPostgres
 from adapters.event_store.application import StoreApplication, postgres_env
@@ -27,7 +37,7 @@ from adapters.names import ReadModelNames
 from adapters.orchestration import run_orchestrator
 from adapters.postgres import connect, create_pool
 from adapters.projector import Projector, run_projector
-from adapters.relay import Relay
+from adapters.relay import Relay, envelope_of
 from adapters.subject_keys import KeyRing, PostgresKeyTable
 from adapters.timers import PostgresTimers
 from commands.agent_runner import WORKER, AgentRunner
@@ -36,8 +46,17 @@ from commands.llm import LlmProvider
 from commands.orchestrator import Orchestrator
 from commands.validation_runner import WORKER as VALIDATION_WORKER
 from commands.validation_runner import ValidationRunner
+from domain.agents.agent_run import (
+    AgentRunCancelled,
+    AgentRunFailed,
+    AgentRunRefused,
+    AgentRunRequested,
+    AgentRunSucceeded,
+)
 from domain.aggregate import CommandContext
+from domain.codec import topic_of
 from domain.envelope import Envelope
+from domain.validation.validation import ValidationCompleted, ValidationRequested
 from ops.llm import build_llm, build_secrets
 from ops.prices import price_table
 from ops.settings import Settings
@@ -279,6 +298,20 @@ async def running_workers(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def resend_lost_work(platform: Platform, work: WorkQueue, begun: type[Any], ended: Sequence[type[Any]]) -> int:
+    """On the in-process bus, work items live in memory: at start, every run (or validation) the log shows begun
+    and not ended is handed out again. A duplicate of one still on its way costs a skipped attempt: the runners
+    decide on the aggregate's state. RabbitMQ's durable queues keep their items, so nothing is resent there."""
+    if not isinstance(platform.bus, InProcessBus):
+        return 0
+    async with platform.pool.acquire() as conn:
+        begun_events = await platform.reader.unended(conn, [topic_of(begun)], [topic_of(kind) for kind in ended])
+    if begun_events:
+        log.info("resending %d unfinished %s work item(s) after a restart", len(begun_events), work.queue)
+        await platform.bus.redeliver(work, [envelope_of(recorded, 0, 0) for recorded in begun_events])
+    return len(begun_events)
+
+
 async def start_agent_worker(platform: Platform) -> Consumer:
     """Competing consumer of `agent.commands`: one attempt per delivery, retries through delay queues."""
     runner = platform.agent_runner()
@@ -289,7 +322,11 @@ async def start_agent_worker(platform: Platform) -> Consumer:
             return result.retry_after or 1.0
         return "done"
 
-    return await platform.bus.consume_work(AGENT_WORK, handle, concurrency=platform.settings.agent_concurrency)
+    consumer = await platform.bus.consume_work(AGENT_WORK, handle, concurrency=platform.settings.agent_concurrency)
+    await resend_lost_work(
+        platform, AGENT_WORK, AgentRunRequested, (AgentRunSucceeded, AgentRunFailed, AgentRunCancelled, AgentRunRefused)
+    )
+    return consumer
 
 
 async def start_validation_worker(platform: Platform) -> Consumer:
@@ -304,6 +341,8 @@ async def start_validation_worker(platform: Platform) -> Consumer:
             return "dead"
         return "done"
 
-    return await platform.bus.consume_work(
+    consumer = await platform.bus.consume_work(
         VALIDATION_WORK, handle, concurrency=platform.settings.validation_concurrency
     )
+    await resend_lost_work(platform, VALIDATION_WORK, ValidationRequested, (ValidationCompleted,))
+    return consumer

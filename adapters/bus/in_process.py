@@ -51,6 +51,12 @@ class InProcessBus:
                 if work.takes(exchange, key):
                     items.put_nowait(envelope)
 
+    async def redeliver(self, queue: WorkQueue, envelopes: Sequence[Envelope]) -> None:
+        """Hands work items out again (those a restart lost with the memory that held them)."""
+        await self.declare_work([queue])
+        for envelope in envelopes:
+            self._work[queue].put_nowait(envelope)
+
     async def declare_work(self, queues: Sequence[WorkQueue]) -> None:
         for work in queues:
             self._work.setdefault(work, asyncio.Queue())

@@ -105,3 +105,16 @@ class LogReader:
             count,
         )
         return int(value)
+
+    async def unended(self, conn: Connection, begun: Sequence[str], ended: Sequence[str]) -> list[Recorded]:
+        """The first event of each stream that has an event of a `begun` topic and none of an `ended` one
+        (a scan of the log: for the embedded store's restart, not for a hot path)."""
+        rows = await conn.fetch(
+            f"SELECT notification_id, originator_id, originator_version, topic, state FROM {self._table} b"  # noqa: S608
+            " WHERE b.topic = ANY($1::text[]) AND NOT EXISTS (SELECT 1 FROM"
+            f" {self._table} e WHERE e.originator_id = b.originator_id AND e.topic = ANY($2::text[]))"
+            " ORDER BY notification_id",
+            list(begun),
+            list(ended),
+        )
+        return [Recorded(row["notification_id"], self.decode(row)) for row in rows]
