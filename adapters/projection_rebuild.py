@@ -27,6 +27,8 @@ import asyncpg
 from adapters.event_store.log_reader import LogBatch, LogReader
 from adapters.event_store.mapper import store_mapper
 from adapters.postgres import connect
+from projections.audit_checkpoints import retention_cut
+from projections.audit_events import projection as audit_trail
 from projections.projection import Projection, Recorded
 
 LOCK_CLASS = 0x72706C79  # "rply": one rebuild at a time per schema
@@ -431,14 +433,10 @@ class ShadowRebuild:
     async def _kept(self, table: str) -> str:
         """The rows of `table` a comparison covers: all, except the audit trail's rows up to its last retention
         cut (`aiwp audit retention apply` dropped them from the live trail; the store still has their events)."""
-        if table != "audit_events":
+        if table not in audit_trail.tables:
             return ""
-        if await self._conn.fetchval("SELECT to_regclass($1)", f"{_quote(self.schema)}.audit_retention_log") is None:
-            return ""
-        last = await self._conn.fetchval(
-            f"SELECT max(last_position) FROM {_quote(self.schema)}.audit_retention_log"  # noqa: S608
-        )
-        return "" if last is None else f"WHERE t.position > {int(last)}"
+        cut = await retention_cut(self._conn)  # the log lives in the live schema only: the search path finds it
+        return "" if cut is None else f"WHERE t.position > {int(cut.last_position)}"
 
     async def _columns(self, schema: str, table: str) -> list[str]:
         """The table's columns, leaving out those filled by the clock (`DEFAULT now()`): they say when a row was

@@ -19,7 +19,6 @@ from typing import Annotated, Any
 import asyncpg
 import msgspec
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from adapters.event_store.store import EventSourcedStore
@@ -29,6 +28,7 @@ from commands.privacy import EraseDataSubject, erase_data_subject
 from domain.aggregate import CommandContext
 from domain.personal import SUBJECT
 from ops.bootstrap import build_store
+from ops.events_cli import BadInput, Json, console
 from ops.inspection import NoEventStore, database_of
 from ops.settings import Settings
 
@@ -36,15 +36,9 @@ gdpr_app = typer.Typer(
     help="Erase a data subject's personal data (its key is dropped; its sealed data reads \\[erased]).",
     no_args_is_help=True,
 )
-console = Console()
-Json = Annotated[bool, typer.Option("--json", help="One JSON object per line, for scripts.")]
 Tenant = Annotated[str, typer.Option("--tenant", help="The tenant the subject belongs to.")]
 ACTOR = "aiwp gdpr erase"
 _encoder = msgspec.json.Encoder()
-
-
-class BadInput(Exception):
-    """An unknown subject, a malformed id, no key table: exit 2 with one line."""
 
 
 @dataclass(frozen=True)

@@ -18,24 +18,8 @@ from projections.projection import Connection
 
 FORMATS = ("jsonl", "csv")
 MANIFEST_SCHEMA = "aiwp.audit.export/v1"
-COLUMNS = (
-    "position",
-    "occurred_at",
-    "event_id",
-    "stream_id",
-    "stream_version",
-    "type",
-    "topic",
-    "context",
-    "schema_version",
-    "tenant_id",
-    "actor",
-    "correlation_id",
-    "causation_id",
-    "traceparent",
-    "hash",
-    "data",
-)
+# An exported row: the audited record's fields as its hashed bytes say, its hash, and its data last.
+COLUMNS = (*(name for name in AuditRecord.__struct_fields__ if name != "data"), "hash", "data")
 # What an exported row's data goes through before it is written: (data, tenant) -> data as it may be shown.
 Disclose = Callable[[Any, str], Awaitable[Any]]
 _decoder = msgspec.json.Decoder(AuditRecord)

@@ -20,9 +20,23 @@ from eventsourcing.utils import Environment
 from adapters.event_store.sealing import MARK, reveal_json, seal_state, subjects_in
 from adapters.subject_keys import KeyRing
 from domain.codec import decode_event, encode_event, topic_of
+from domain.events import EventMetadata
 from domain.personal import personal_plan
 
 _encoder = msgspec.json.Encoder(decimal_format="string")
+
+
+class _Stamped(msgspec.Struct):
+    """Only the metadata of an event's JSON: who it is about, without decoding the rest."""
+
+    metadata: EventMetadata
+
+
+_stamped = msgspec.json.Decoder(_Stamped)
+
+
+def _metadata_of(state: bytes) -> EventMetadata:
+    return _stamped.decode(state).metadata
 
 
 class NoKeyRing(RuntimeError):
@@ -93,25 +107,22 @@ class MsgspecMapper(Mapper[Any]):
             msg = f"stored event {stream_id} v{version} ({topic}) does not decode: {error}"
             raise MapperDeserialisationError(msg) from error
 
-    def sealed_subjects(self, topic: str, state: bytes, stream_id: Any, version: int) -> set[tuple[str, str]]:
+    def sealed_subjects(self, state: bytes) -> set[tuple[str, str]]:
         """(tenant, subject) of the key a payload's JSON needs to be revealed; empty for most events."""
         if not subjects_in(state):
             return set()
-        metadata = self.decode_plain(topic, state, stream_id, version).metadata
+        metadata = _metadata_of(state)
         return {(metadata.tenant_id, metadata.subject)} if metadata.subject else set()
 
     def decode_revealed(self, topic: str, state: bytes, stream_id: Any, version: int) -> Any:
         """Decodes a payload's JSON with the sealed strings of the event's own subject opened, or `[erased]`; the
         key must be loaded. A sealed string of another subject (pasted into a prompt, say) stays sealed: opened
         here, it would be sealed again under this subject's key and outlive its own subject's erasure."""
-        if MARK not in state or self.keyring is None:
-            return self.decode_plain(topic, state, stream_id, version)
-        metadata = self.decode_plain(topic, state, stream_id, version).metadata
-        if not metadata.subject:
-            return self.decode_plain(topic, state, stream_id, version)
-        keyring, own = self.keyring, metadata.subject
-        revealed = reveal_json(state, metadata.tenant_id, keyring.key, only=own)
-        return self.decode_plain(topic, revealed, stream_id, version)
+        if MARK in state and self.keyring is not None:
+            metadata = _metadata_of(state)
+            if metadata.subject:
+                state = reveal_json(state, metadata.tenant_id, self.keyring.key, only=metadata.subject)
+        return self.decode_plain(topic, state, stream_id, version)
 
 
 def store_mapper(cipher_key: str | None) -> MsgspecMapper:

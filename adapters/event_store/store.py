@@ -20,7 +20,6 @@ from psycopg import sql
 from adapters.event_store.application import StoreApplication
 from adapters.event_store.group_commit import GroupCommitter
 from adapters.event_store.mapper import MsgspecMapper
-from adapters.event_store.sealing import MARK
 from adapters.event_store.stream_reader import StreamReader
 from adapters.subject_keys import KeyRing
 from commands.errors import AggregateNotFound, ConcurrencyError, SubjectErased
@@ -113,10 +112,7 @@ class EventSourcedStore:
             self._readers, lambda: self.app.recorder.select_events(aggregate_id, lte=version)
         )
         plain = [(s, mapper.plaintext(s.topic, s.state, aggregate_id, s.originator_version)) for s in stored]
-        needed: set[tuple[str, str]] = set()
-        for s, payload in plain:
-            if MARK in payload:
-                needed |= mapper.sealed_subjects(s.topic, payload, aggregate_id, s.originator_version)
+        needed = {pair for _, payload in plain for pair in mapper.sealed_subjects(payload)}
         await mapper.keyring.load(needed)
         events = [mapper.decode_revealed(s.topic, p, aggregate_id, s.originator_version) for s, p in plain]
         try:

@@ -19,7 +19,6 @@ import asyncpg
 import msgspec
 
 from adapters.event_store.mapper import MsgspecMapper
-from adapters.event_store.sealing import MARK
 from commands.errors import AggregateNotFound
 from domain.aggregate import Aggregate, NotThisKind
 from domain.events import DomainEvent, Snapshot
@@ -89,10 +88,7 @@ class StreamReader:
         plain = [
             (row, mapper.plaintext(row["topic"], row["state"], aggregate_id, row["originator_version"])) for row in rows
         ]
-        needed: set[tuple[str, str]] = set()
-        for row, state in plain:
-            if MARK in state:
-                needed |= mapper.sealed_subjects(row["topic"], state, aggregate_id, row["originator_version"])
+        needed = {pair for _, state in plain for pair in mapper.sealed_subjects(state)}
         if needed:
             await mapper.keyring.load(needed)
         return [
