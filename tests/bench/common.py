@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
+import psutil
 import psycopg
 from psycopg import sql
 
@@ -53,3 +54,48 @@ async def bench_platform(schema: str, amqp_url: str | None) -> AsyncIterator[Pla
     )
     async with open_platform(settings) as platform:
         yield platform
+
+
+class CpuLedger:
+    """CPU seconds that the platform, the LLM server, PostgreSQL and RabbitMQ spend over a stretch of time.
+
+    A benchmark on a machine that all of them share is bound by the sum: the ledger says where a figure's
+    CPU went, and so how many per second the machine's cores could give at best.
+    """
+
+    def __init__(self, parts: dict[str, list[int]]) -> None:
+        self._parts = {part: [psutil.Process(pid) for pid in pids] for part, pids in parts.items()}
+
+    @staticmethod
+    def _spent(process: psutil.Process, *, reaped: bool) -> float:
+        times = process.cpu_times()
+        spent: float = times.user + times.system
+        if reaped:  # a server's exited children (closed connections) are counted once reaped
+            spent += times.children_user + times.children_system
+        return spent
+
+    def _server(self, name: str) -> float:
+        """A server's whole tree: its main process, the children it has, and those it reaped."""
+        spent = 0.0
+        for process in psutil.process_iter(["name"]):
+            parent = process.parent()
+            if process.info["name"] == name and (parent is None or parent.name() != name):
+                spent += self._spent(process, reaped=True)
+                spent += sum(self._spent(child, reaped=False) for child in process.children(recursive=True))
+        return spent
+
+    def read(self) -> dict[str, float]:
+        own = {part: sum(self._spent(p, reaped=False) for p in processes) for part, processes in self._parts.items()}
+        return own | {"postgresql": self._server("postgres"), "rabbitmq": self._server("beam.smp")}
+
+    @staticmethod
+    def between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {part: after[part] - before[part] for part in before}
+
+
+def print_cpu(figure: str, spent: dict[str, float], units: int, unit: str) -> None:
+    """CPU ms per unit of work by process, and the rate the machine's cores allow if all of them are kept busy."""
+    cores = os.cpu_count() or 1
+    for part, seconds in spent.items():
+        print(f"RESULT cpu_per_{unit}_{figure}_{part} {1000 * seconds / units:.1f} ms")
+    print(f"RESULT cpu_bound_{figure} {cores * units / sum(spent.values()):.0f} {unit}s/s ({cores} cores)")

@@ -7,6 +7,10 @@
     RESULT workflows_per_second_<bus>   3-step workflows/s, the LLM answering at once, over RabbitMQ and
                                         over the embedded (in-process) bus
     RATIO  workflows_per_second_<bus>   rate / 100 (target >= 1)
+    RESULT cpu_per_<unit>_<figure>_<process>  CPU ms per run or workflow spent by the platform's processes,
+                                        the LLM server, PostgreSQL and RabbitMQ over the timed stretch
+    RESULT cpu_bound_<figure>           runs or workflows/s that the machine's cores allow at that CPU cost
+                                        (what the figure could reach if every process kept every core busy)
 
 Over the machine's PostgreSQL and RabbitMQ. The runs: `aiwp worker relay` and three `aiwp worker agents`
 processes (about 333 runs in flight each), as a deployment runs them; this process makes the requests.
@@ -31,6 +35,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 from uuid import UUID
 
 import aio_pika
@@ -43,7 +48,7 @@ from domain.workflows.definition import StepDefinition, WorkflowDefinition
 from domain.workflows.instance import WorkflowInstance
 from ops.bootstrap import Platform, open_platform, running_workers
 from ops.settings import Settings
-from tests.bench.common import DATABASE_URL, scratch_schema, scratch_vhost
+from tests.bench.common import DATABASE_URL, CpuLedger, print_cpu, scratch_schema, scratch_vhost
 
 RUNS = 1_000
 WORKER_PROCESSES = 3
@@ -52,15 +57,20 @@ WORKFLOWS = 400
 ENGINE_PROJECTIONS = ["agents", "workflow_instances"]
 
 
+class LlmServer(NamedTuple):
+    url: str
+    pid: int
+
+
 @contextmanager
-def llm_server(delay: float) -> Iterator[str]:
+def llm_server(delay: float) -> Iterator[LlmServer]:
     """The tests' wire-format LLM server in a process of its own, so that it takes no time from ours."""
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.gateways.fake_llm", str(delay)], stdout=subprocess.PIPE, text=True
     )
     try:
         assert process.stdout is not None
-        yield process.stdout.readline().strip() + "/v1"
+        yield LlmServer(process.stdout.readline().strip() + "/v1", process.pid)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -127,7 +137,7 @@ async def consumers_of(amqp_url: str, queue: str, count: int, timeout: float = 6
 
 
 @asynccontextmanager
-async def agent_workers(count: int, schema: str, amqp_url: str) -> AsyncIterator[None]:
+async def agent_workers(count: int, schema: str, amqp_url: str) -> AsyncIterator[list[int]]:
     """`aiwp worker agents` processes, as a deployment scales the worker out, and `aiwp worker relay`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIWP_")} | {
         "AIWP_DATABASE_URL": DATABASE_URL,
@@ -142,20 +152,22 @@ async def agent_workers(count: int, schema: str, amqp_url: str) -> AsyncIterator
     workers.append(subprocess.Popen([str(aiwp), "worker", "relay"], env=env))
     try:
         await consumers_of(amqp_url, AGENT_WORK.queue, count)  # before the clock starts
-        yield
+        yield [worker.pid for worker in workers]
     finally:
         for worker in workers:
             worker.terminate()
             worker.wait(timeout=30)
 
 
-async def concurrent_runs(platform: Platform, slow_llm: str) -> float:
+async def concurrent_runs(platform: Platform, slow_llm: LlmServer, workers: list[int]) -> Measured:
     agent = await agents.register_agent(
         platform.store,
         context(),
-        agents.RegisterAgent(name="slow", provider="openai_compatible", model="gpt-bench", base_url=slow_llm),
+        agents.RegisterAgent(name="slow", provider="openai_compatible", model="gpt-bench", base_url=slow_llm.url),
     )
     await relayed(platform, agent.position)  # the relay process is up and at the head
+    ledger = CpuLedger({"platform": [os.getpid(), *workers], "llm_server": [slow_llm.pid]})
+    cpu_before = ledger.read()
     began = time.perf_counter()
     requested = await asyncio.gather(
         *(
@@ -166,7 +178,7 @@ async def concurrent_runs(platform: Platform, slow_llm: str) -> float:
         )
     )
     await until_done(platform, AgentRun, [r.id for r in requested])
-    return time.perf_counter() - began
+    return Measured(time.perf_counter() - began, CpuLedger.between(cpu_before, ledger.read()))
 
 
 async def relayed(platform: Platform, position: int, timeout: float = 60.0) -> None:
@@ -212,17 +224,24 @@ def three_steps() -> WorkflowDefinition:
     )
 
 
-async def workflows_per_second(platform: Platform, fast_llm: str) -> float:
+class Measured(NamedTuple):
+    wall: float  # s
+    cpu: dict[str, float]  # s spent by process: the platform, the LLM server, PostgreSQL, RabbitMQ
+
+
+async def workflows_per_second(platform: Platform, fast_llm: LlmServer) -> Measured:
     agent = await agents.register_agent(
         platform.store,
         context(),
-        agents.RegisterAgent(name="fast", provider="openai_compatible", model="gpt-bench", base_url=fast_llm),
+        agents.RegisterAgent(name="fast", provider="openai_compatible", model="gpt-bench", base_url=fast_llm.url),
     )
     template = await workflows.register_workflow_template(
         platform.store, context(), workflows.RegisterWorkflowTemplate(name="three", definition=three_steps())
     )
     async with running_workers(platform, projections=ENGINE_PROJECTIONS, agents=True, orchestrator=True):
         assert await platform.wait_for(max(agent.position, template.position), timeout=30, names=["agents"])
+        ledger = CpuLedger({"platform": [os.getpid()], "llm_server": [fast_llm.pid]})
+        cpu_before = ledger.read()
         began = time.perf_counter()
         started = await asyncio.gather(
             *(
@@ -235,7 +254,7 @@ async def workflows_per_second(platform: Platform, fast_llm: str) -> float:
             )
         )
         await until_done(platform, WorkflowInstance, [s.id for s in started])
-        return WORKFLOWS / (time.perf_counter() - began)
+        return Measured(time.perf_counter() - began, CpuLedger.between(cpu_before, ledger.read()))
 
 
 async def main() -> None:
@@ -243,23 +262,26 @@ async def main() -> None:
         with scratch_schema() as schema, scratch_vhost() as amqp_url:
             # 1,000 runs in flight at once: the agent worker takes them all.
             async with open_platform(settings(schema, amqp_url, agent_concurrency=RUNS), KEYS) as platform:
-                async with agent_workers(WORKER_PROCESSES, schema, amqp_url):
-                    wall = await concurrent_runs(platform, slow_llm)
+                async with agent_workers(WORKER_PROCESSES, schema, amqp_url) as workers:
+                    runs = await concurrent_runs(platform, slow_llm, workers)
                 reference = await store_reference(platform, 3 * RUNS)
-        rates = {}
+        rates: dict[str, Measured] = {}
         for bus in ("rabbitmq", "embedded"):
             with scratch_schema() as schema, scratch_vhost() as amqp_url:
                 chosen = settings(schema, amqp_url if bus == "rabbitmq" else None, agent_concurrency=64)
                 async with open_platform(chosen, KEYS) as platform:
                     rates[bus] = await workflows_per_second(platform, fast_llm)
     ideal = LLM_DELAY + reference
-    print(f"RESULT runs_1000_wall {wall:.2f} s")
+    print(f"RESULT runs_1000_wall {runs.wall:.2f} s")
     print(f"RESULT reference_store_3000_events {reference:.2f} s")
     print(f"RESULT ideal_1000_runs {ideal:.2f} s")
-    print(f"RATIO runs_1000_wall {wall / ideal:.2f}")
-    for bus, rate in rates.items():
+    print(f"RATIO runs_1000_wall {runs.wall / ideal:.2f}")
+    print_cpu("runs_1000", runs.cpu, RUNS, "run")
+    for bus, measured in rates.items():
+        rate = WORKFLOWS / measured.wall
         print(f"RESULT workflows_per_second_{bus} {rate:.0f} workflows/s")
         print(f"RATIO workflows_per_second_{bus} {rate / 100:.2f}")
+        print_cpu(f"workflows_{bus}", measured.cpu, WORKFLOWS, "workflow")
 
 
 if __name__ == "__main__":
