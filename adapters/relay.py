@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import asyncpg
@@ -31,7 +31,51 @@ LOCK_CLASS = 0x61697770  # "aiwp"; the second key is the schema's hash: one rela
 POLL_SECONDS = 1.0
 
 
-def envelope_of(recorded: Recorded, previous: int, context_previous: int) -> Envelope:
+FILTER_KEY = "filter:"  # how a filter's chain is kept among the relay's previous positions
+
+
+class Chains:
+    """What each published event points back to, so that a consumer can tell it missed something.
+
+    The event published just before it (for the fanout's consumers), the one before it in its context, and
+    for each filter that takes it (a projection's queue, bound to the events it handles) the one before it
+    in that filter. A filter the relay met only after it had published events has no known chain until
+    its next event: that event goes without, and its consumer asks the store instead.
+    """
+
+    def __init__(
+        self, filters: Mapping[str, Iterable[str]], position: int = 0, previous: Mapping[str, int] | None = None
+    ) -> None:
+        previous = previous or {}
+        self.position = position
+        self.previous = {key: value for key, value in previous.items() if not key.startswith(FILTER_KEY)}
+        self.previous |= {FILTER_KEY + f: previous[FILTER_KEY + f] for f in filters if FILTER_KEY + f in previous}
+        if position == 0:  # nothing was published: every chain starts here
+            self.previous |= {FILTER_KEY + f: 0 for f in filters}
+        self._filters_of: dict[str, list[str]] = {}
+        for name, topics in filters.items():
+            for topic in topics:
+                self._filters_of.setdefault(topic, []).append(FILTER_KEY + name)
+
+    def envelope(self, recorded: Recorded) -> Envelope:
+        cls = type(recorded.event)
+        context = context_of(cls)
+        keys = self._filters_of.get(topic_of(cls), ())
+        made = envelope_of(
+            recorded,
+            self.position,
+            self.previous.get(context, 0),
+            {key[len(FILTER_KEY) :]: self.previous[key] for key in keys if key in self.previous},
+        )
+        self.position = self.previous[context] = recorded.position
+        for key in keys:
+            self.previous[key] = recorded.position
+        return made
+
+
+def envelope_of(
+    recorded: Recorded, previous: int, context_previous: int, filter_previous: dict[str, int] | None = None
+) -> Envelope:
     position, event = recorded
     cls = type(event)
     metadata = event.metadata
@@ -40,6 +84,7 @@ def envelope_of(recorded: Recorded, previous: int, context_previous: int) -> Env
         position=position,
         previous_position=previous,
         context_previous_position=context_previous,
+        filter_previous=filter_previous or {},
         stream_id=event.originator_id,
         stream_version=event.originator_version,
         aggregate=aggregate_of(cls).__name__,
@@ -67,8 +112,10 @@ class Relay:
         name: str = "relay",
         batch_size: int = 500,
         channel: str = "aiwp_events",
+        filters: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self._connect = connect
+        self._filters = filters or {}
         self._reader = reader
         self._bus = bus
         self.name = name
@@ -101,18 +148,14 @@ class Relay:
             self.active.set()
             notified = asyncio.Event()
             await conn.add_listener(self._channel, lambda *_: notified.set())
-            position, previous = await self._load(conn)
+            chains = Chains(self._filters, *await self._load(conn))
             while not stop.is_set():
                 notified.clear()
-                batch = await self._reader.read(conn, position, self._batch_size)
+                batch = await self._reader.read(conn, chains.position, self._batch_size)
                 if batch.events:
-                    envelopes = []
-                    for recorded in batch.events:
-                        context = context_of(type(recorded.event))
-                        envelopes.append(envelope_of(recorded, position, previous.get(context, 0)))
-                        previous[context] = position = recorded.position
+                    envelopes = [chains.envelope(recorded) for recorded in batch.events]
                     await self._bus.publish(envelopes)
-                    await self._save(conn, position, previous)
+                    await self._save(conn, chains.position, chains.previous)
                     self.published += len(envelopes)
                 if batch.caught_up(self._batch_size):
                     waiters = {asyncio.ensure_future(notified.wait()), asyncio.ensure_future(stop.wait())}

@@ -18,7 +18,10 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     `previous_position` is the position of the event the relay published just before this one, and
     `context_previous_position` the same within this event's context exchange (0 for none). A
     consumer that has applied less than that knows it missed something and catches up from the
-    event store before applying this one.
+    event store before applying this one. `filter_previous` does the same for each filter that takes
+    the event (a projection's queue is bound to the events it handles alone): filter id → position of
+    the filter's event published before this one; a filter missing from it is one the relay could
+    not follow yet, and its consumer asks the store.
     """
 
     event_id: UUID
@@ -39,6 +42,7 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True):
     causation_id: UUID
     traceparent: str
     data: msgspec.Raw
+    filter_previous: dict[str, int] = {}
 
 
 EVENT_ID_NAMESPACE = UUID("0c9e7d2a-4c55-4c1b-9a0e-3f6d1b2a7e10")

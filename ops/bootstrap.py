@@ -20,7 +20,6 @@ from adapters.bus.port import (
     AGENT_WORK,
     ORCHESTRATOR_WORK,
     VALIDATION_WORK,
-    Binding,
     Consumer,
     EventBus,
     WorkOutcome,
@@ -36,7 +35,7 @@ from adapters.migrations import apply_migrations
 from adapters.names import ReadModelNames
 from adapters.orchestration import run_orchestrator
 from adapters.postgres import connect, create_pool
-from adapters.projector import Projector, run_projector
+from adapters.projector import Projector, binding_of, run_projector
 from adapters.relay import Relay, envelope_of
 from adapters.subject_keys import KeyRing, PostgresKeyTable
 from adapters.timers import PostgresTimers
@@ -168,7 +167,16 @@ class Platform:
             self.reader,
             self.bus,
             batch_size=settings.relay_batch,
+            filters=self.filters(),
         )
+
+    def filters(self) -> dict[str, list[str]]:
+        """The event sets that projection queues take (filter id → topics), for the relay to chain."""
+        return {
+            p.projection.filter_id(): p.projection.topics() or []
+            for p in self.projectors.values()
+            if p.projection.context is not None
+        }
 
     async def wait_for(self, position: int, timeout: float = 10.0, names: Sequence[str] | None = None) -> bool:
         """Waits until the projections (all, or those named) have applied everything up to `position`."""
@@ -239,9 +247,7 @@ async def open_platform(settings: Settings, environ: Mapping[str, str] | None = 
                 for name, projection in PROJECTIONS.items()
             }
             # every consumer queue exists (and buffers) before any relay publishes
-            await bus.start(
-                [Binding.for_projection(p.name, p.projection.context) for p in platform.projectors.values()]
-            )
+            await bus.start([binding_of(p.projection) for p in platform.projectors.values()])
             # before any relay publishes, so runs and validations are never unroutable
             await bus.declare_work([AGENT_WORK, VALIDATION_WORK, ORCHESTRATOR_WORK])
             platform.llm = await build_llm(settings, build_secrets(settings, environ or {}))

@@ -11,6 +11,7 @@ a few round trips per batch instead of one per event.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -18,6 +19,7 @@ from typing import Any, NamedTuple
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from domain.catalog import routing_key_of
 from domain.codec import topic_of
 from domain.events import DomainEvent
 
@@ -52,6 +54,15 @@ class Projection:
     def topics(self) -> list[str] | None:
         """The topics of the events it handles; None: every event."""
         return sorted(topic_of(cls) for cls in self.handlers)
+
+    def filter_id(self) -> str:
+        """Names the set of events it handles; the relay follows each such set (`Envelope.filter_previous`)."""
+        topics = ",".join(sorted(topic_of(cls) for cls in self.handlers))
+        return hashlib.sha1(topics.encode(), usedforsecurity=False).hexdigest()[:12]
+
+    def routing_keys(self) -> tuple[str, ...]:
+        """The routing keys of the events it handles: its queue is bound with these alone."""
+        return tuple(sorted(routing_key_of(cls) for cls in self.handlers))
 
     def writes(self, position: int, event: DomainEvent) -> list[Write]:
         handler = self.handlers.get(type(event))

@@ -7,7 +7,15 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 
 from adapters.bus.consumer_loop import Delivery, deliver
-from adapters.bus.port import SYSTEM_EXCHANGE, BatchHandler, Binding, PoisonHandler, WorkHandler, WorkQueue
+from adapters.bus.port import (
+    SYSTEM_EXCHANGE,
+    BatchHandler,
+    Binding,
+    PoisonHandler,
+    WorkHandler,
+    WorkQueue,
+    topic_matches,
+)
 from domain.catalog import exchange_of
 from domain.envelope import Envelope, routing_key
 
@@ -43,10 +51,12 @@ class InProcessBus:
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         for envelope in envelopes:
             exchange = exchange_of(envelope.context)
-            for binding, queue in self._queues.items():
-                if binding.exchange in (exchange, SYSTEM_EXCHANGE):
-                    queue.put_nowait(envelope)
             key = routing_key(envelope)
+            for binding, queue in self._queues.items():
+                if binding.exchange == SYSTEM_EXCHANGE or (
+                    binding.exchange == exchange and any(topic_matches(k, key) for k in binding.keys)
+                ):
+                    queue.put_nowait(envelope)
             for work, items in self._work.items():
                 if work.takes(exchange, key):
                     items.put_nowait(envelope)

@@ -23,10 +23,11 @@ class Binding(NamedTuple):
 
     queue: str
     exchange: str
+    keys: tuple[str, ...] = ("#",)
 
     @classmethod
-    def for_projection(cls, name: str, context: str | None) -> Binding:
-        return cls(f"projection.{name}", exchange_of(context) if context else SYSTEM_EXCHANGE)
+    def for_projection(cls, name: str, context: str | None, keys: tuple[str, ...] = ("#",)) -> Binding:
+        return cls(f"projection.{name}", exchange_of(context) if context else SYSTEM_EXCHANGE, keys)
 
 
 Source = tuple[str, str]  # an exchange and a topic pattern (`*` one word, `#` any number of words)

@@ -2,7 +2,8 @@
 
 Topology, declared idempotently by every process at start: a topic exchange per context
 (`agent.events`, `workflow.events`, ...) bound into the `system.events` fanout; a `dlx` direct
-exchange; per consumer a durable queue with a single active consumer and a dead-letter queue.
+exchange; per consumer a durable queue with a single active consumer and a dead-letter queue, bound
+to the events its projection handles (ADR 0011).
 """
 
 from __future__ import annotations
@@ -270,4 +271,10 @@ async def declare_topology(channel: AbstractChannel, bindings: Sequence[Binding]
                 "x-dead-letter-routing-key": binding.queue,
             },
         )
-        await queue.bind(binding.exchange, routing_key="#" if binding.exchange != SYSTEM_EXCHANGE else "")
+        if binding.exchange == SYSTEM_EXCHANGE:
+            await queue.bind(binding.exchange, routing_key="")
+            continue
+        for key in binding.keys:
+            await queue.bind(binding.exchange, routing_key=key)
+        if "#" not in binding.keys:  # a queue declared before projections took only their own events
+            await queue.unbind(binding.exchange, routing_key="#")

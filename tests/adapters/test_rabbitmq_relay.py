@@ -10,10 +10,12 @@ import msgspec
 import pytest
 
 from adapters.bus.rabbitmq import RabbitBus
+from adapters.projector import binding_of
 from domain.envelope import Envelope
 from ops.bootstrap import Platform, open_platform, running_workers
 from ops.settings import Settings
 from tests.projections.conftest import checksums, rebuild
+from tests.projections.envelopes import envelopes_of
 from tests.workload import Workload
 
 pytestmark = pytest.mark.integration
@@ -81,3 +83,40 @@ async def _first(queue: aio_pika.abc.AbstractQueue) -> aio_pika.abc.AbstractInco
         message = await asyncio.wait_for(anext(messages), timeout=10)
         await message.ack()
         return message
+
+
+async def test_a_projection_queue_takes_only_the_events_its_projection_handles(
+    platform: Platform, amqp_url: str
+) -> None:
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        # `projection.agents` as an earlier version bound it: to every event of its context.
+        old = await channel.declare_queue("projection.agents", passive=True)
+        await old.bind("agent.events", routing_key="#")
+        await platform.bus.start([binding_of(p.projection) for p in platform.projectors.values()])
+        workload = Workload(platform.store, seed=4)
+        async with running_workers(platform, projections=[]):
+            for _ in range(3):
+                await workload.scenario()
+            await _relayed(platform, workload.last_position)
+        envelopes = await envelopes_of(platform, after=0)
+        for name in ("agents", "executions", "workflow_instances"):
+            handles = set(platform.projectors[name].projection.topics() or [])
+            expected = sum(1 for e in envelopes if e.topic in handles)
+            queue = await channel.declare_queue(f"projection.{name}", passive=True)
+            assert queue.declaration_result.message_count == expected, name
+            assert 0 < expected < len(envelopes)
+        audit = await channel.declare_queue("projection.audit_events", passive=True)
+        assert audit.declaration_result.message_count == len(envelopes)  # through the fanout: every event
+    finally:
+        await connection.close()
+
+
+async def _relayed(platform: Platform, position: int) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            async with platform.pool.acquire() as conn:
+                if (await conn.fetchval("SELECT max(position) FROM relay_positions") or 0) >= position:
+                    return
+            await asyncio.sleep(0.05)
