@@ -19,7 +19,7 @@ import asyncpg
 from adapters.bus.consumer_loop import StopConsuming
 from adapters.bus.port import Binding, EventBus
 from adapters.event_store.log_reader import LogReader
-from adapters.relay import FILTER_KEY
+from adapters.relay import FILTER_KEY, FILTERS_AT
 from domain.codec import decode_event
 from domain.envelope import Envelope
 from projections.projection import Connection, Projection, Recorded
@@ -164,12 +164,14 @@ class Projector:
         if self._filter is None:
             return position
         row = await conn.fetchrow(
-            "SELECT position, (previous ->> $1)::bigint AS last FROM relay_positions ORDER BY position DESC LIMIT 1",
+            "SELECT position, (previous ->> $1)::bigint AS last, (previous ->> $2)::bigint AS chains_at"
+            " FROM relay_positions ORDER BY position DESC LIMIT 1",
             FILTER_KEY + self._filter,
+            FILTERS_AT,
         )
-        if row is not None and row["last"] is not None and row["last"] <= position:
-            return max(position, int(row["position"]))
-        return position
+        if row is None or row["last"] is None or row["chains_at"] != row["position"]:
+            return position  # no chain of its filter, or one a relay of an older version left behind
+        return max(position, int(row["position"])) if row["last"] <= position else position
 
     async def _lock(self, conn: Connection) -> int:
         row = await conn.fetchrow(

@@ -32,6 +32,9 @@ POLL_SECONDS = 1.0
 
 
 FILTER_KEY = "filter:"  # how a filter's chain is kept among the relay's previous positions
+# The position the filter chains were saved at: a relay of an older version saves them back unchanged while
+# it moves on, so chains saved at another position than the relay's are stale.
+FILTERS_AT = "filters_at"
 
 
 class Chains:
@@ -48,14 +51,27 @@ class Chains:
     ) -> None:
         previous = previous or {}
         self.position = position
-        self.previous = {key: value for key, value in previous.items() if not key.startswith(FILTER_KEY)}
-        self.previous |= {FILTER_KEY + f: previous[FILTER_KEY + f] for f in filters if FILTER_KEY + f in previous}
+        self.previous = {
+            key: value for key, value in previous.items() if not key.startswith(FILTER_KEY) and key != FILTERS_AT
+        }
+        if previous.get(FILTERS_AT) == position:
+            self.previous |= {FILTER_KEY + f: previous[FILTER_KEY + f] for f in filters if FILTER_KEY + f in previous}
         if position == 0:  # nothing was published: every chain starts here
             self.previous |= {FILTER_KEY + f: 0 for f in filters}
+        self.previous[FILTERS_AT] = position
+        self.filters = {name: sorted(topics) for name, topics in filters.items()}
         self._filters_of: dict[str, list[str]] = {}
-        for name, topics in filters.items():
+        for name, topics in self.filters.items():
             for topic in topics:
                 self._filters_of.setdefault(topic, []).append(FILTER_KEY + name)
+
+    def unknown(self) -> list[str]:
+        """The filters whose chain it does not know (met after it had published, or saved stale)."""
+        return [name for name in self.filters if FILTER_KEY + name not in self.previous]
+
+    def know(self, name: str, last: int) -> None:
+        """Sets a filter's chain: the position of the last event of the filter at or before its own."""
+        self.previous[FILTER_KEY + name] = last
 
     def envelope(self, recorded: Recorded) -> Envelope:
         cls = type(recorded.event)
@@ -67,7 +83,7 @@ class Chains:
             self.previous.get(context, 0),
             {key[len(FILTER_KEY) :]: self.previous[key] for key in keys if key in self.previous},
         )
-        self.position = self.previous[context] = recorded.position
+        self.position = self.previous[context] = self.previous[FILTERS_AT] = recorded.position
         for key in keys:
             self.previous[key] = recorded.position
         return made
@@ -149,6 +165,9 @@ class Relay:
             notified = asyncio.Event()
             await conn.add_listener(self._channel, lambda *_: notified.set())
             chains = Chains(self._filters, *await self._load(conn))
+            for name in chains.unknown():  # once per new or changed projection: one search of the log
+                chains.know(name, await self._reader.last_of(conn, chains.position, chains.filters[name]))
+                log.info("relay: filter %s starts its chain at position %s", name, chains.previous[FILTER_KEY + name])
             while not stop.is_set():
                 notified.clear()
                 batch = await self._reader.read(conn, chains.position, self._batch_size)

@@ -151,7 +151,11 @@ async def agent_workers(count: int, schema: str, amqp_url: str) -> AsyncIterator
     workers = [subprocess.Popen([str(aiwp), "worker", "agents"], env=env) for _ in range(count)]
     workers.append(subprocess.Popen([str(aiwp), "worker", "relay"], env=env))
     try:
-        await consumers_of(amqp_url, AGENT_WORK.queue, count)  # before the clock starts
+        try:
+            await consumers_of(amqp_url, AGENT_WORK.queue, count)  # before the clock starts
+        except RuntimeError as error:
+            exits = [worker.poll() for worker in workers]
+            raise RuntimeError(f"{error}; worker exit codes (None: running): {exits}") from None
         yield [worker.pid for worker in workers]
     finally:
         for worker in workers:
