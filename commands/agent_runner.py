@@ -29,14 +29,21 @@ from commands.agents import (
     refuse_agent_run,
     start_run_attempt,
 )
-from commands.budgets import ReserveBudget, SettleBudget, TenantBudgets, reserve_budget, settle_budget
+from commands.budgets import (
+    ReserveBudget,
+    SettleBudget,
+    TenantBudgets,
+    reserve_budget,
+    settle_budget,
+    worst_case_of,
+)
 from commands.errors import AggregateNotFound, ConcurrencyError
 from commands.llm import LlmError, LlmProvider, LlmReply, LlmRequest, complete_with_fallback
 from commands.ports import EventStore
 from commands.unit_of_work import IdentityMap
 from domain.agents.agent_run import TERMINAL, AgentRun
 from domain.agents.budget import BudgetLimits
-from domain.agents.budget_ledger import day_of, worst_case_tokens
+from domain.agents.budget_ledger import day_of
 from domain.agents.errors import BudgetExhausted, InvalidRunTransition
 from domain.agents.pricing import PriceTable
 from domain.aggregate import CommandContext
@@ -159,9 +166,7 @@ class AgentRunner:
         self, run: AgentRun, chain: list[LlmRequest], limits: BudgetLimits, ctx: Context
     ) -> RunResult | None:
         """Holds the run's worst case on the budget, or refuses the run before any call; None when it may go."""
-        tokens = worst_case_tokens(run.messages, run.max_tokens)
-        prompt = tokens - run.max_tokens
-        cost = max(self.prices.cost(r.provider, r.model, prompt, r.max_tokens) for r in chain)
+        tokens, cost = worst_case_of(chain, self.prices)
         reservation = ReserveBudget(run_id=run.id, day=day_of(run.created_at), tokens=tokens, cost=cost, limits=limits)
         try:
             await reserve_budget(self.store, ctx(), reservation)

@@ -1,20 +1,28 @@
-"""Commands and handlers of tenants' budgets: setting the limits, reserving a run's worst case, settling it."""
+"""Commands and handlers of tenants' budgets: setting the limits, reserving a call's worst case, settling it.
+
+The agent worker reserves for each run and the validation worker for each judge call, both through
+`worst_case_of` and `reserve_budget`, so the two are charged alike (ADR 0004).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 from uuid import UUID
 
 import msgspec
 
 from commands.errors import AggregateNotFound, ConcurrencyError
+from commands.llm import LlmRequest
 from commands.ports import EventStore
 from commands.results import CommandResult
 from commands.unit_of_work import change, load
 from domain.agents.budget import Budget, BudgetLimits, budget_id_of
-from domain.agents.budget_ledger import BudgetLedger, ledger_id_of, month_of
+from domain.agents.budget_ledger import BudgetLedger, Charge, ledger_id_of, month_of, worst_case_tokens
+from domain.agents.pricing import PriceTable
 from domain.aggregate import CommandContext
 from domain.events import DomainEvent
 
@@ -31,11 +39,12 @@ class SetBudget(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ReserveBudget(msgspec.Struct, frozen=True, kw_only=True):
-    run_id: UUID
-    day: date  # the UTC day the run was requested
+    run_id: UUID  # the charge's id: the run's, or a judge call's `judge_charge_id`
+    day: date  # the UTC day the run (or the validation) was requested
     tokens: int
     cost: Decimal
     limits: BudgetLimits
+    charge: Charge = "run"
 
 
 class SettleBudget(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,14 +80,29 @@ async def set_budget(store: EventStore, ctx: CommandContext, cmd: SetBudget) -> 
     )
 
 
+class WorstCase(NamedTuple):
+    tokens: int
+    cost: Decimal
+
+
+def worst_case_of(chain: Sequence[LlmRequest], prices: PriceTable) -> WorstCase:
+    """What one call through a fallback chain may use at most: its prompt estimated high plus `max_tokens`,
+    priced at the dearest model of the chain (the requests of a chain share their messages and max_tokens)."""
+    first = chain[0]
+    tokens = worst_case_tokens(first.messages, first.max_tokens)
+    prompt = tokens - first.max_tokens
+    return WorstCase(tokens, max(prices.cost(r.provider, r.model, prompt, r.max_tokens) for r in chain))
+
+
 async def reserve_budget(store: EventStore, ctx: CommandContext, cmd: ReserveBudget) -> None:
-    """Holds a run's worst case on its tenant's ledger; raises `BudgetExhausted` when a limit would be passed."""
+    """Holds a run's (or judge call's) worst case on its tenant's ledger; raises `BudgetExhausted` when a limit
+    would be passed."""
     for _ in range(LEDGER_CONFLICT_RETRIES):
         ledger, opened = await _ledger(store, ctx, month_of(cmd.day))
-        events = [
-            *opened,
-            *ledger.reserve(ctx, run_id=cmd.run_id, day=cmd.day, tokens=cmd.tokens, cost=cmd.cost, limits=cmd.limits),
-        ]
+        reserved = ledger.reserve(
+            ctx, run_id=cmd.run_id, day=cmd.day, tokens=cmd.tokens, cost=cmd.cost, limits=cmd.limits, charge=cmd.charge
+        )
+        events = [*opened, *reserved]
         if not events:
             return
         try:
@@ -90,7 +114,7 @@ async def reserve_budget(store: EventStore, ctx: CommandContext, cmd: ReserveBud
 
 
 async def settle_budget(store: EventStore, ctx: CommandContext, cmd: SettleBudget) -> None:
-    """Replaces a run's reservation by what it used; a run that holds none changes nothing."""
+    """Replaces a run's (or judge call's) reservation by what it used; one that holds none changes nothing."""
     ledger_id = ledger_id_of(ctx.tenant_id, month_of(cmd.day))
     for _ in range(LEDGER_CONFLICT_RETRIES):
         try:

@@ -4,6 +4,10 @@ Text and JSON-schema rules are evaluated here; each `llm_judge` rule asks its ju
 and records the call on the validation's stream before the verdict. A judge reply already recorded by an
 earlier delivery is reused, never paid for twice. A retryable LLM failure asks for a later delivery until
 the rule's attempts run out; then, like a missing judge or a malformed reply, the rule fails saying why.
+
+For a tenant with a budget, each judge call's worst case is reserved on its ledger before the call, exactly
+as an agent run's is, and settled with what the call used before its outcome is recorded; a call the budget
+cannot pay for is never made, and its rule fails naming the limit (ADR 0004).
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
+from commands.budgets import ReserveBudget, SettleBudget, TenantBudgets, reserve_budget, settle_budget, worst_case_of
 from commands.errors import AggregateNotFound, ConcurrencyError
 from commands.judge_prompt import judge_messages
 from commands.llm import LlmError, LlmProvider, LlmRequest, complete_with_fallback
@@ -28,6 +34,9 @@ from commands.validation import (
     record_judgement,
 )
 from domain.agents.agent import Agent
+from domain.agents.budget import BudgetLimits
+from domain.agents.budget_ledger import day_of, judge_charge_id
+from domain.agents.errors import BudgetExhausted
 from domain.agents.pricing import PriceTable
 from domain.aggregate import CommandContext
 from domain.validation.errors import ValidationError
@@ -40,6 +49,7 @@ log = logging.getLogger(__name__)
 Outcome = Literal["completed", "retry", "skipped", "dead"]
 WORKER = "validation-worker"
 LAGGING_RETRY_SECONDS = 10.0
+CONTENDED_LEDGER_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class ValidationRunner:
     prices: PriceTable
     context: Callable[[str, UUID], CommandContext]  # (tenant, correlation id) → a context stamped now
     agents_seen: Callable[[int], Awaitable[bool]]  # waits until the agents read model has applied a position
+    budgets: TenantBudgets
     max_judge_attempts: int = 3
 
     async def execute(self, validation_id: UUID) -> EvaluationResult:
@@ -101,7 +112,7 @@ class ValidationRunner:
     async def _judged(self, validation: Validation, rule: Rule) -> RuleResult | Retry:
         recorded = validation.judge_replies.get(rule.id)
         if recorded is not None:
-            return judge_result(rule, recorded)
+            return judge_result(rule, recorded)  # paid for once: a metered call is settled before it is recorded
         name, rubric = rule.params.get("agent"), rule.params.get("rubric")
         if not isinstance(name, str) or not isinstance(rubric, str):
             return judge_failed(rule, "parameters 'agent' and 'rubric' must be texts")
@@ -110,10 +121,27 @@ class ValidationRunner:
             return agent
         if agent is None:
             return judge_failed(rule, f"judge agent {name!r} is not registered in this tenant (or is archived)")
+        chain = judge_chain(agent, rubric, validation.output)
+        limits = await self.budgets.limits_of(validation.tenant_id, self._ctx(validation).at)
+        if limits is not None:
+            refused = await self._reserve(validation, rule, agent, chain, limits)
+            if refused is not None:
+                return refused
         try:
-            reply, _ = await complete_with_fallback(self.llm, judge_chain(agent, rubric, validation.output))
+            reply, _ = await complete_with_fallback(self.llm, chain)
         except LlmError as error:
+            if limits is not None:  # a call that got no reply used nothing
+                contended = await self._settle(validation, rule, 0, Decimal(0))
+                if contended is not None:
+                    return contended
             return await self._call_failed(validation, rule, agent, error)
+        cost = self.prices.cost(reply.provider, reply.model, reply.tokens_in, reply.tokens_out)
+        # Settled before the reply is recorded: a recorded reply has always been charged, so reusing it never
+        # charges again, and a worker dying in between leaves no reservation behind.
+        if limits is not None:
+            contended = await self._settle(validation, rule, reply.tokens_in + reply.tokens_out, cost)
+            if contended is not None:
+                return contended
         text = reply.text.replace("\x00", "")  # stored events are JSON; the verdict is read from what is stored
         await record_judgement(
             self.store,
@@ -127,12 +155,48 @@ class ValidationRunner:
                 model=reply.model,
                 tokens_in=reply.tokens_in,
                 tokens_out=reply.tokens_out,
-                cost=self.prices.cost(reply.provider, reply.model, reply.tokens_in, reply.tokens_out),
+                cost=cost,
                 latency_ms=reply.latency_ms,
                 reply=text,
             ),
         )
         return judge_result(rule, text)
+
+    async def _reserve(
+        self, validation: Validation, rule: Rule, agent: Agent, chain: list[LlmRequest], limits: BudgetLimits
+    ) -> RuleResult | Retry | None:
+        """Holds the call's worst case on the tenant's budget, or fails the rule before any call; None when the
+        call may go. A redelivery finds the reservation it already holds (the key is the validation's and rule's)."""
+        tokens, cost = worst_case_of(chain, self.prices)
+        reservation = ReserveBudget(
+            run_id=judge_charge_id(validation.id, rule.id),
+            day=day_of(validation.created_at),
+            tokens=tokens,
+            cost=cost,
+            limits=limits,
+            charge="judge",
+        )
+        try:
+            await reserve_budget(self.store, self._ctx(validation), reservation)
+        except BudgetExhausted as exhausted:
+            why = f"the tenant's budget refused the call: {exhausted.reason}"
+            await self._record_failure(validation, rule, agent, why, retryable=False)
+            return judge_failed(rule, f"judge {agent.name!r} was not consulted: {why}")
+        except ConcurrencyError as contended:
+            return Retry(after=CONTENDED_LEDGER_RETRY_SECONDS, detail=str(contended))
+        return None
+
+    async def _settle(self, validation: Validation, rule: Rule, tokens: int, cost: Decimal) -> Retry | None:
+        """Replaces the call's reservation by what it used; a ledger that stays contended asks for a retry (the
+        reservation is kept, and the next delivery calls again under it)."""
+        settlement = SettleBudget(
+            run_id=judge_charge_id(validation.id, rule.id), day=day_of(validation.created_at), tokens=tokens, cost=cost
+        )
+        try:
+            await settle_budget(self.store, self._ctx(validation), settlement)
+        except ConcurrencyError as contended:
+            return Retry(after=CONTENDED_LEDGER_RETRY_SECONDS, detail=str(contended))
+        return None
 
     async def _judge_agent(self, validation: Validation, name: str) -> Agent | Retry | None:
         agent_id = await self.names.agent(validation.tenant_id, name)
@@ -153,6 +217,15 @@ class ValidationRunner:
     async def _call_failed(
         self, validation: Validation, rule: Rule, agent: Agent, error: LlmError
     ) -> RuleResult | Retry:
+        await self._record_failure(validation, rule, agent, str(error), retryable=error.retryable)
+        attempts = validation.judge_failures.get(rule.id, 0) + 1
+        if error.retryable and attempts < self.max_judge_attempts:
+            return Retry(after=error.retry_after, detail=str(error))
+        return judge_failed(rule, f"judge {agent.name!r} could not be consulted after {attempts} attempt(s): {error}")
+
+    async def _record_failure(
+        self, validation: Validation, rule: Rule, agent: Agent, error: str, *, retryable: bool
+    ) -> None:
         await record_judge_failure(
             self.store,
             self._ctx(validation),
@@ -162,14 +235,10 @@ class ValidationRunner:
                 agent_id=agent.id,
                 provider=agent.provider,
                 model=agent.model,
-                error=str(error),
-                retryable=error.retryable,
+                error=error,
+                retryable=retryable,
             ),
         )
-        attempts = validation.judge_failures.get(rule.id, 0) + 1
-        if error.retryable and attempts < self.max_judge_attempts:
-            return Retry(after=error.retry_after, detail=str(error))
-        return judge_failed(rule, f"judge {agent.name!r} could not be consulted after {attempts} attempt(s): {error}")
 
     async def _complete(self, validation: Validation, results: list[RuleResult]) -> EvaluationResult:
         try:

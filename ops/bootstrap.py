@@ -144,6 +144,7 @@ class Platform:
             prices=price_table(settings.prices),
             context=context,
             agents_seen=agents_seen,
+            budgets=TenantBudgets(self.store),
             max_judge_attempts=settings.judge_max_attempts,
         )
 

@@ -1,4 +1,5 @@
-"""The `budgets` read model: each tenant's limits, and per UTC day what its runs spent and hold reserved."""
+"""The `budgets` read model: each tenant's limits, and per UTC day what its runs and judge calls spent and hold
+reserved; `runs` counts the settled runs only."""
 
 from __future__ import annotations
 
@@ -46,12 +47,13 @@ def reserved(position: int, e: BudgetReserved) -> list[Write]:
 
 
 def settled(position: int, e: BudgetSettled) -> list[Write]:
+    runs = 1 if e.charge == "run" else 0  # a judge call spends the tenant's budget but is not a run
     return [
         Write(
-            "UPDATE budget_usage SET runs = runs + 1, spent_tokens = spent_tokens + $3, spent_cost = spent_cost + $4,"
+            "UPDATE budget_usage SET runs = runs + $7, spent_tokens = spent_tokens + $3, spent_cost = spent_cost + $4,"
             " reserved_tokens = reserved_tokens - $5, reserved_cost = reserved_cost - $6"
             " WHERE tenant_id = $1 AND day = $2",
-            (e.metadata.tenant_id, e.day, e.tokens, e.cost, e.reserved_tokens, e.reserved_cost),
+            (e.metadata.tenant_id, e.day, e.tokens, e.cost, e.reserved_tokens, e.reserved_cost, runs),
         )
     ]
 

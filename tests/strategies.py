@@ -494,7 +494,7 @@ def budget_histories(draw: st.DrawFn) -> History:
 
 @st.composite
 def budget_ledger_histories(draw: st.DrawFn) -> History:
-    """Reservations and settlements of a few runs over a few days of January, under random limits."""
+    """Reservations and settlements of a few runs and judge calls over a few days of January, under random limits."""
     clock = Clock()
     ledger, first = BudgetLedger.open(clock.ctx("agent-worker"), month="2026-01")
     history = History(ledger, [first])
@@ -505,7 +505,10 @@ def budget_ledger_histories(draw: st.DrawFn) -> History:
         if draw(st.booleans()):
             day = (BASE_TIME + timedelta(days=draw(st.integers(0, 3)))).date()
             limits = draw(budget_limits)
-            history.attempt(ledger.reserve, ctx, run_id=run_id, day=day, tokens=tokens, cost=cost, limits=limits)
+            charge = draw(st.sampled_from(["run", "judge"]))
+            history.attempt(
+                ledger.reserve, ctx, run_id=run_id, day=day, tokens=tokens, cost=cost, limits=limits, charge=charge
+            )
         else:
             history.attempt(ledger.settle, ctx, run_id=run_id, tokens=tokens, cost=cost)
     return history

@@ -5,6 +5,9 @@ price of the dearest provider of its chain) is reserved here; when it ends, the 
 with what it really used. One ledger per tenant and month holds both the month's total and each day's,
 so one optimistic save checks every limit at once: two workers cannot both take the last of a budget.
 A run is counted in the day and month it was requested.
+
+A validation's `llm_judge` call is charged the same way (`charge="judge"`), under an id derived from the
+validation and the rule (`judge_charge_id`), in the day the validation was requested (ADR 0004).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any, NamedTuple, Self
+from typing import Any, ClassVar, Literal, NamedTuple, Self
 from uuid import UUID
 
 import msgspec
@@ -24,9 +27,14 @@ from domain.aggregate import Aggregate, CommandContext
 from domain.events import DomainEvent
 
 LEDGER_NAMESPACE = UUID("c71d2e90-4a3b-4f86-9e15-7b2a0d6c8f41")
+JUDGE_CHARGE_NAMESPACE = UUID("5b0e3f6a-91c4-4d27-8a6e-2f4c7d9b1e53")
 # Tokenizers make about one token of 4 bytes of English; one of 3 leaves room for code and other scripts.
 BYTES_PER_TOKEN = 3
 TOKENS_PER_MESSAGE = 4  # the role and the separators each message costs
+
+
+# What a reservation pays for: an agent run, or one judge call of a validation's `llm_judge` rule.
+Charge = Literal["run", "judge"]
 
 
 class Usage(msgspec.Struct, kw_only=True):
@@ -38,6 +46,7 @@ class Reservation(msgspec.Struct, frozen=True, kw_only=True):
     day: date
     tokens: int
     cost: Decimal
+    charge: Charge = "run"
 
 
 class BudgetLedgerOpened(DomainEvent, frozen=True, kw_only=True):
@@ -45,14 +54,27 @@ class BudgetLedgerOpened(DomainEvent, frozen=True, kw_only=True):
 
 
 class BudgetReserved(DomainEvent, frozen=True, kw_only=True):
+    """A worst case held on the ledger. `run_id` is the charge's id: the run's, or for a judge call its
+    `judge_charge_id` (version 1 events, from before judge calls were charged, are all runs)."""
+
+    class_version: ClassVar[int] = 2
+
     run_id: UUID
     day: date
     tokens: int
     cost: Decimal
+    charge: Charge = "run"
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["charge"] = "run"
 
 
 class BudgetSettled(DomainEvent, frozen=True, kw_only=True):
-    """A reservation replaced by what the run really used (the reserved amounts are kept for the read model)."""
+    """A reservation replaced by what the run (or judge call) really used; the reserved amounts are kept for the
+    read model. `run_id` and `charge` as in `BudgetReserved`."""
+
+    class_version: ClassVar[int] = 2
 
     run_id: UUID
     day: date
@@ -60,6 +82,11 @@ class BudgetSettled(DomainEvent, frozen=True, kw_only=True):
     reserved_cost: Decimal
     tokens: int
     cost: Decimal
+    charge: Charge = "run"
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["charge"] = "run"
 
 
 def worst_case_tokens(messages: list[ChatMessage], max_tokens: int) -> int:
@@ -78,6 +105,11 @@ def day_of(at: datetime) -> date:
 
 def ledger_id_of(tenant_id: str, month: str) -> UUID:
     return uuid.uuid5(LEDGER_NAMESPACE, f"{tenant_id}\x1f{month}")
+
+
+def judge_charge_id(validation_id: UUID, rule_id: str) -> UUID:
+    """The ledger's key for a validation's judge call of one rule: the same for every delivery of it."""
+    return uuid.uuid5(JUDGE_CHARGE_NAMESPACE, f"{validation_id}\x1f{rule_id}")
 
 
 def next_day(day: date) -> datetime:
@@ -134,9 +166,17 @@ class BudgetLedger(Aggregate, kw_only=True):
         )
 
     def reserve(
-        self, ctx: CommandContext, *, run_id: UUID, day: date, tokens: int, cost: Decimal, limits: BudgetLimits
+        self,
+        ctx: CommandContext,
+        *,
+        run_id: UUID,
+        day: date,
+        tokens: int,
+        cost: Decimal,
+        limits: BudgetLimits,
+        charge: Charge = "run",
     ) -> list[DomainEvent]:
-        """Holds a run's worst case, or raises `BudgetExhausted`; a run already holding one keeps it."""
+        """Holds a run's (or judge call's) worst case, or raises `BudgetExhausted`; one already held is kept."""
         if run_id in self.reservations:
             return []
         if month_of(day) != self.month:
@@ -150,12 +190,13 @@ class BudgetLedger(Aggregate, kw_only=True):
             Check("monthly token", limits.tokens_per_month, month.tokens, tokens, next_month(day)),
             Check("monthly cost", limits.cost_per_month, month.cost, cost, next_month(day)),
         ]
+        what = "this run" if charge == "run" else "this judge call"
         over = [check for check in checks if check.exceeded]
         never = [check for check in over if check.never_fits]
         if never:
             first = never[0]
             raise BudgetExhausted(
-                f"the {first.name} budget is {first.limit} and this run may use up to {first.need} on its own;"
+                f"the {first.name} budget is {first.limit} and {what} may use up to {first.need} on its own;"
                 " raise the budget or lower the agent's max_tokens",
                 None,
             )
@@ -163,13 +204,13 @@ class BudgetLedger(Aggregate, kw_only=True):
             first, retry_at = over[0], max(check.resets_at for check in over)
             raise BudgetExhausted(
                 f"the {first.name} budget of {first.limit} would be exceeded: {first.used} used or reserved,"
-                f" this run may use up to {first.need}; it resets at {retry_at.isoformat()}",
+                f" {what} may use up to {first.need}; it resets at {retry_at.isoformat()}",
                 retry_at,
             )
-        return [self._trigger(ctx, BudgetReserved, run_id=run_id, day=day, tokens=tokens, cost=cost)]
+        return [self._trigger(ctx, BudgetReserved, run_id=run_id, day=day, tokens=tokens, cost=cost, charge=charge)]
 
     def settle(self, ctx: CommandContext, *, run_id: UUID, tokens: int, cost: Decimal) -> list[DomainEvent]:
-        """Replaces a run's reservation by what it used; nothing to do for a run that holds none."""
+        """Replaces a reservation by what its run (or judge call) used; nothing to do for one that holds none."""
         held = self.reservations.get(run_id)
         if held is None:
             return []
@@ -185,6 +226,7 @@ class BudgetLedger(Aggregate, kw_only=True):
                 reserved_cost=held.cost,
                 tokens=tokens,
                 cost=cost,
+                charge=held.charge,
             )
         ]
 
@@ -196,7 +238,7 @@ class BudgetLedger(Aggregate, kw_only=True):
     def apply(self, event: Any) -> None:
         match event:
             case BudgetReserved():
-                held = Reservation(day=event.day, tokens=event.tokens, cost=event.cost)
+                held = Reservation(day=event.day, tokens=event.tokens, cost=event.cost, charge=event.charge)
                 self.reservations = {**self.reservations, event.run_id: held}
             case BudgetSettled():
                 self.reservations = {k: v for k, v in self.reservations.items() if k != event.run_id}
