@@ -40,6 +40,7 @@ class InProcessBus:
     def __init__(self) -> None:
         self._queues: dict[Binding, asyncio.Queue[Envelope]] = {}
         self._work: dict[WorkQueue, asyncio.Queue[Envelope]] = {}
+        self._routes: dict[tuple[str, str], list[asyncio.Queue[Envelope]]] = {}  # (exchange, key) → queues
         self._later: set[asyncio.TimerHandle] = set()
         self.dead_letters: dict[str, list[Envelope]] = {}
 
@@ -47,19 +48,26 @@ class InProcessBus:
         for binding in bindings:
             self._queues.setdefault(binding, asyncio.Queue())
             self.dead_letters.setdefault(binding.queue, [])
+        self._routes.clear()
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         for envelope in envelopes:
-            exchange = exchange_of(envelope.context)
-            key = routing_key(envelope)
-            for binding, queue in self._queues.items():
-                if binding.exchange == SYSTEM_EXCHANGE or (
-                    binding.exchange == exchange and any(topic_matches(k, key) for k in binding.keys)
-                ):
-                    queue.put_nowait(envelope)
-            for work, items in self._work.items():
-                if work.takes(exchange, key):
-                    items.put_nowait(envelope)
+            route = (exchange_of(envelope.context), routing_key(envelope))
+            queues = self._routes.get(route)
+            if queues is None:
+                queues = self._routes[route] = self._route(*route)
+            for queue in queues:
+                queue.put_nowait(envelope)
+
+    def _route(self, exchange: str, key: str) -> list[asyncio.Queue[Envelope]]:
+        """The queues an event goes to, as RabbitMQ would route it; kept per routing key until bindings change."""
+        bound = [
+            queue
+            for binding, queue in self._queues.items()
+            if binding.exchange == SYSTEM_EXCHANGE
+            or (binding.exchange == exchange and any(topic_matches(k, key) for k in binding.keys))
+        ]
+        return bound + [items for work, items in self._work.items() if work.takes(exchange, key)]
 
     async def redeliver(self, queue: WorkQueue, envelopes: Sequence[Envelope]) -> None:
         """Hands work items out again (those a restart lost with the memory that held them)."""
@@ -71,6 +79,7 @@ class InProcessBus:
         for work in queues:
             self._work.setdefault(work, asyncio.Queue())
             self.dead_letters.setdefault(work.queue, [])
+        self._routes.clear()
 
     async def consume_work(self, queue: WorkQueue, handler: WorkHandler, *, concurrency: int) -> InProcessConsumer:
         await self.declare_work([queue])
@@ -133,6 +142,7 @@ class InProcessBus:
             handle.cancel()
         self._queues.clear()
         self._work.clear()
+        self._routes.clear()
 
 
 def _dead_letter(dead: list[Envelope], envelope: Envelope) -> Callable[[], Awaitable[None]]:

@@ -26,6 +26,20 @@ from domain.events import DomainEvent, Snapshot
 A = TypeVar("A", bound=Aggregate)
 log = logging.getLogger(__name__)
 NO_LIMIT = 2**31 - 1
+# One round trip per load: the newest snapshot at or before the version asked for, then the events after it.
+LOAD_WITH_SNAPSHOT = (
+    "WITH snap AS (SELECT originator_version, topic, state FROM aiwp_snapshots"
+    " WHERE originator_id = $1 AND originator_version <= $2 ORDER BY originator_version DESC LIMIT 1)"
+    " SELECT true AS snapshot, originator_version, topic, state FROM snap"
+    " UNION ALL SELECT false, originator_version, topic, state FROM aiwp_events"
+    " WHERE originator_id = $1 AND originator_version <= $2"
+    " AND originator_version > coalesce((SELECT originator_version FROM snap), 0)"
+    " ORDER BY snapshot DESC, originator_version"
+)
+LOAD = (
+    "SELECT false AS snapshot, originator_version, topic, state FROM aiwp_events"
+    " WHERE originator_id = $1 AND originator_version <= $2 ORDER BY originator_version"
+)
 
 
 class StreamReader:
@@ -37,18 +51,14 @@ class StreamReader:
     async def get(self, kind: type[A], aggregate_id: UUID, version: int | None = None) -> A:
         upto = NO_LIMIT if version is None else version
         async with self._pool.acquire() as conn:
-            snapshot = await self._snapshot(conn, aggregate_id, upto) if self._snapshots else None
-            after = snapshot.originator_version if snapshot is not None else 0
-            rows = await conn.fetch(
-                "SELECT originator_version, topic, state FROM aiwp_events"
-                " WHERE originator_id = $1 AND originator_version > $2 AND originator_version <= $3"
-                " ORDER BY originator_version",
-                aggregate_id,
-                after,
-                upto,
-            )
+            rows = await conn.fetch(LOAD_WITH_SNAPSHOT if self._snapshots else LOAD, aggregate_id, upto)
+            snapshot = None
+            if rows and rows[0]["snapshot"]:
+                snapshot, rows = self._decode(aggregate_id, rows[0]), rows[1:]
             events: list[DomainEvent | Snapshot] = await self.revealed(aggregate_id, rows)
             try:
+                if snapshot is not None and not isinstance(snapshot, Snapshot):
+                    raise msgspec.ValidationError("not a snapshot")
                 state = kind.project([snapshot, *events] if snapshot is not None else events)
             except msgspec.ValidationError:
                 log.warning("snapshot of %s does not fit %s; replaying the stream", aggregate_id, kind.__name__)
@@ -58,18 +68,6 @@ class StreamReader:
         if state is None:
             raise AggregateNotFound(f"{kind.__name__} {aggregate_id} not found")
         return state
-
-    async def _snapshot(self, conn: Any, aggregate_id: UUID, upto: int) -> Snapshot | None:
-        row = await conn.fetchrow(
-            "SELECT originator_version, topic, state FROM aiwp_snapshots"
-            " WHERE originator_id = $1 AND originator_version <= $2 ORDER BY originator_version DESC LIMIT 1",
-            aggregate_id,
-            upto,
-        )
-        if row is None:
-            return None
-        decoded = self._decode(aggregate_id, row)
-        return decoded if isinstance(decoded, Snapshot) else None
 
     async def _replayed(self, conn: Any, kind: type[A], aggregate_id: UUID, upto: int) -> A | None:
         rows = await conn.fetch(

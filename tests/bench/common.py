@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -78,10 +79,15 @@ class CpuLedger:
         """A server's whole tree: its main process, the children it has, and those it reaped."""
         spent = 0.0
         for process in psutil.process_iter(["name"]):
-            parent = process.parent()
-            if process.info["name"] == name and (parent is None or parent.name() != name):
-                spent += self._spent(process, reaped=True)
-                spent += sum(self._spent(child, reaped=False) for child in process.children(recursive=True))
+            try:
+                parent = process.parent()
+                if process.info["name"] == name and (parent is None or parent.name() != name):
+                    spent += self._spent(process, reaped=True)
+                    for child in process.children(recursive=True):
+                        with contextlib.suppress(psutil.NoSuchProcess):  # it ended: counted once reaped
+                            spent += self._spent(child, reaped=False)
+            except psutil.NoSuchProcess:
+                continue
         return spent
 
     def read(self) -> dict[str, float]:
