@@ -27,6 +27,7 @@ import asyncpg
 from adapters.event_store.log_reader import LogBatch, LogReader
 from adapters.event_store.mapper import store_mapper
 from adapters.postgres import connect
+from adapters.projector import settled
 from projections.audit_checkpoints import retention_cut
 from projections.audit_events import projection as audit_trail
 from projections.projection import Projection, Recorded
@@ -237,6 +238,12 @@ class ShadowRebuild:
         found = {row["name"]: int(row["position"]) for row in rows}
         return {projection.name: found.get(projection.name, 0) for projection in self.projections}
 
+    async def settled_positions(self, live: dict[str, int]) -> dict[str, int]:
+        """How far each live projection has applied all it handles (past its own position while none of its
+        events came: a projection of rare events would otherwise keep the one pass over the log short)."""
+        relay = f"{_quote(self.schema)}.relay_positions"
+        return {p.name: await settled(self._conn, p, live[p.name], relay) for p in self.projections}
+
     async def shadow_positions(self) -> dict[str, int]:
         rows = await self._conn.fetch(f"SELECT name, position FROM {_quote(self.shadow)}.projection_positions")  # noqa: S608
         return {row["name"]: int(row["position"]) for row in rows}
@@ -353,7 +360,7 @@ class ShadowRebuild:
         position first. Yields those positions."""
         async with self._conn.transaction():
             live = await self.live_positions(lock=True)
-            await self.catch_up_each(live, progress)
+            await self.catch_up_each(await self.settled_positions(live), progress)
             yield live
 
     async def sums(self, schema: str) -> list[TableSum]:

@@ -158,20 +158,7 @@ class Projector:
             await asyncio.sleep(0.005)
 
     async def _settled(self, conn: Connection, position: int) -> int:
-        """How far it has applied everything it handles: past its position, up to the relay's, when the last
-        event of its filter that the relay published is one it has applied. Its position moves only when one
-        of its events comes, so without this, waiting and catching up would search the log from there."""
-        if self._filter is None:
-            return position
-        row = await conn.fetchrow(
-            "SELECT position, (previous ->> $1)::bigint AS last, (previous ->> $2)::bigint AS chains_at"
-            " FROM relay_positions ORDER BY position DESC LIMIT 1",
-            FILTER_KEY + self._filter,
-            FILTERS_AT,
-        )
-        if row is None or row["last"] is None or row["chains_at"] != row["position"]:
-            return position  # no chain of its filter, or one a relay of an older version left behind
-        return max(position, int(row["position"])) if row["last"] <= position else position
+        return await settled(conn, self.projection, position)
 
     async def _lock(self, conn: Connection) -> int:
         row = await conn.fetchrow(
@@ -190,6 +177,24 @@ class Projector:
             self.name,
             position,
         )
+
+
+async def settled(conn: Connection, projection: Projection, position: int, relay: str = "relay_positions") -> int:
+    """How far a projection at `position` has applied everything it handles: up to the relay's position when the
+    last event of its filter that the relay published is at or before `position`. Its position moves only when
+    one of its events comes, so without this, waiting, catching up and rebuilding would search the log from
+    there. `relay`: the (qualified) table of the relay's positions."""
+    if projection.context is None:  # every event comes, through the fanout: its position is the relay's
+        return position
+    row = await conn.fetchrow(
+        "SELECT position, (previous ->> $1)::bigint AS last, (previous ->> $2)::bigint AS chains_at"  # noqa: S608
+        f" FROM {relay} ORDER BY position DESC LIMIT 1",
+        FILTER_KEY + projection.filter_id(),
+        FILTERS_AT,
+    )
+    if row is None or row["last"] is None or row["chains_at"] != row["position"]:
+        return position  # no chain of its filter, or one a relay of an older version left behind
+    return max(position, int(row["position"])) if row["last"] <= position else position
 
 
 def binding_of(projection: Projection) -> Binding:

@@ -211,11 +211,11 @@ async def rebuild_with(
                     "tables": [vars(s) for s in sums],
                     "kept_schema": rebuild.shadow if keep else None,
                 }
-            live = await rebuild.live_positions()
+            live = await rebuild.settled_positions(await rebuild.live_positions())
             task = bar.add_task("rebuilding", total=max(live.values(), default=0))
             follow = lambda p: bar.update(task, completed=p)  # noqa: E731
             await rebuild.fill(min(live.values(), default=0), progress=follow)
-            await rebuild.catch_up_each(await rebuild.live_positions(), follow)
+            await rebuild.catch_up_each(await rebuild.settled_positions(await rebuild.live_positions()), follow)
             bar.update(task, description="indexing")
             await rebuild.index()
             bar.update(task, description="holding the live projections")
