@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Sequence
+from uuid import UUID
 
 from adapters.bus.consumer_loop import Delivery, deliver
 from adapters.bus.port import (
@@ -18,6 +20,8 @@ from adapters.bus.port import (
 )
 from domain.catalog import exchange_of
 from domain.envelope import Envelope, routing_key
+
+log = logging.getLogger(__name__)
 
 
 class InProcessConsumer:
@@ -86,9 +90,17 @@ class InProcessBus:
         items = self._work[queue]
         dead = self.dead_letters[queue.queue]
         loop = asyncio.get_running_loop()
+        failed: dict[UUID, int] = {}  # unexpected failures per item, as RabbitMQ's header counts them
 
         async def one(envelope: Envelope) -> None:
-            outcome = await handler(envelope)
+            try:
+                outcome = await handler(envelope)
+            except Exception:  # an unexpected failure: retry later, waiting longer each time
+                failures = failed[envelope.event_id] = failed.get(envelope.event_id, 0) + 1
+                log.exception("work item %s failed (%d time(s)); it will be retried", envelope.event_id, failures)
+                outcome = queue.failure_delay(failures)
+            else:
+                failed.pop(envelope.event_id, None)
             if outcome == "dead":
                 dead.append(envelope)
             elif outcome != "done":

@@ -40,6 +40,12 @@ class WorkQueue(NamedTuple):
     sources: tuple[Source, ...]
     retry_delays: tuple[int, ...] = (2, 10, 60)  # seconds; a retry waits in the first tier at least as long
 
+    def failure_delay(self, failures: int) -> float:
+        """How long an item waits after its n-th unexpected failure (an exception, not an outcome): each tier in
+        turn, then the last one for as long as it fails. It is never dropped: the failure may be the database
+        or the broker, and the work must survive their outage (the log says how often it failed)."""
+        return float(self.retry_delays[min(max(failures, 1), len(self.retry_delays)) - 1])
+
     def delay_queue(self, seconds: float) -> tuple[str, int]:
         tier = next((d for d in self.retry_delays if d >= seconds), self.retry_delays[-1])
         return f"{self.queue}.delay.{tier}s", tier

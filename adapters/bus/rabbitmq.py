@@ -34,6 +34,7 @@ from domain.envelope import Envelope, routing_key
 log = logging.getLogger(__name__)
 CONTEXTS = tuple(EXCHANGE_PREFIX)
 _decoder = msgspec.json.Decoder(Envelope)
+FAILURES_HEADER = "x-aiwp-failures"  # how many times a work item failed unexpectedly (it waits longer each time)
 
 
 def to_message(envelope: Envelope) -> aio_pika.Message:
@@ -158,11 +159,14 @@ class RabbitBus:
 
         async def one(message: AbstractIncomingMessage) -> None:
             envelope = _decoder.decode(message.body)
+            headers = dict(message.headers or {})
             try:
                 outcome = await handler(envelope)
-            except Exception:  # an unexpected failure: retry later, like a retryable one
-                log.exception("work item %s failed", message.message_id)
-                outcome = float(queue.retry_delays[0])
+            except Exception:  # an unexpected failure: retry later, waiting longer each time
+                failures = int(str(headers.get(FAILURES_HEADER, 0))) + 1
+                headers[FAILURES_HEADER] = failures
+                log.exception("work item %s failed (%d time(s)); it will be retried", message.message_id, failures)
+                outcome = queue.failure_delay(failures)
             try:
                 if outcome == "done":
                     await message.ack()
@@ -176,7 +180,7 @@ class RabbitBus:
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                         message_id=message.message_id,
                         type=message.type,
-                        headers=dict(message.headers or {}),
+                        headers=headers,
                     )
                     await channel.default_exchange.publish(retry, routing_key=delay_queue)
                     await message.ack()
