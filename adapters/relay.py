@@ -42,8 +42,8 @@ class Chains:
 
     The event published just before it (for the fanout's consumers), the one before it in its context, and
     for each filter that takes it (a projection's queue, bound to the events it handles) the one before it
-    in that filter. A filter the relay met only after it had published events has no known chain until
-    its next event: that event goes without, and its consumer asks the store instead.
+    in that filter. A filter the relay has no chain for (met after it had published, or saved stale) is
+    started at the relay's position (`know`).
     """
 
     def __init__(
@@ -70,7 +70,9 @@ class Chains:
         return [name for name in self.filters if FILTER_KEY + name not in self.previous]
 
     def know(self, name: str, last: int) -> None:
-        """Sets a filter's chain: the position of the last event of the filter at or before its own."""
+        """Starts a filter's chain at `last`, at or after the filter's last event. Past that event is safe, never
+        before it: the filter's next event then names `last`, and a projector that has applied less than that
+        catches up from the store once, as after any gap (one that moved with its context is already there)."""
         self.previous[FILTER_KEY + name] = last
 
     def envelope(self, recorded: Recorded) -> Envelope:
@@ -165,9 +167,9 @@ class Relay:
             notified = asyncio.Event()
             await conn.add_listener(self._channel, lambda *_: notified.set())
             chains = Chains(self._filters, *await self._load(conn))
-            for name in chains.unknown():  # once per new or changed projection: one search of the log
-                chains.know(name, await self._reader.last_of(conn, chains.position, chains.filters[name]))
-                log.info("relay: filter %s starts its chain at position %s", name, chains.previous[FILTER_KEY + name])
+            for name in chains.unknown():  # a new or changed projection, or the first start with filters
+                chains.know(name, chains.position)
+                log.info("relay: filter %s starts its chain at position %s", name, chains.position)
             while not stop.is_set():
                 notified.clear()
                 batch = await self._reader.read(conn, chains.position, self._batch_size)

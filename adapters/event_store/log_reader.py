@@ -62,16 +62,6 @@ class LogReader:
         )
         return found is not None
 
-    async def last_of(self, conn: Connection, upto: int, topics: Sequence[str]) -> int:
-        """The position of the last event of those topics at or before `upto` (0 for none)."""
-        value = await conn.fetchval(
-            f"SELECT coalesce(max(notification_id), 0) FROM {self._table}"  # noqa: S608
-            " WHERE notification_id <= $1 AND topic = ANY($2)",
-            upto,
-            list(topics),
-        )
-        return int(value)
-
     async def count_after(self, conn: Connection, after: int, topics: Sequence[str] | None) -> int:
         """How many events of those topics lie beyond `after`."""
         value = await conn.fetchval(

@@ -136,16 +136,16 @@ async def test_chains_a_relay_of_an_older_version_left_behind_are_not_trusted(pl
     assert fid in Chains(platform.filters(), envelopes[-1].position, stale).unknown()
 
 
-async def test_a_relay_without_a_filters_chain_finds_it_in_the_log_when_it_starts(platform: Platform) -> None:
+async def test_a_relay_without_a_filters_chain_starts_it_at_its_position_and_projectors_catch_up_once(
+    platform: Platform,
+) -> None:
     workload = await run_workload(platform, 3)
+    start = workload.last_position
     async with platform.pool.acquire() as conn:  # a relay of the version before filters, at the head
-        await conn.execute(
-            "INSERT INTO relay_positions (name, position, previous) VALUES ('relay', $1, '{}')",
-            workload.last_position,
-        )
+        await conn.execute("INSERT INTO relay_positions (name, position, previous) VALUES ('relay', $1, '{}')", start)
     async with running_workers(platform, projections=[]):
         await run_workload(platform, 1, seed=9)
-        assert await _relayed(platform, workload.last_position + 1)
+        assert await _relayed(platform, start + 1)
     envelopes = await envelopes_of(platform, after=0)
     async with platform.pool.acquire() as conn:
         row = await conn.fetchrow("SELECT position, previous FROM relay_positions")
@@ -154,8 +154,22 @@ async def test_a_relay_without_a_filters_chain_finds_it_in_the_log_when_it_start
     assert previous["filters_at"] == position == envelopes[-1].position
     for name, projector in platform.projectors.items():
         if projector.projection.context is not None:
-            taken = taken_by(platform, name, envelopes)
-            assert previous[f"filter:{projector.projection.filter_id()}"] == (taken[-1].position if taken else 0), name
+            taken = [e.position for e in taken_by(platform, name, envelopes) if e.position > start]
+            assert previous[f"filter:{projector.projection.filter_id()}"] == (taken[-1] if taken else start), name
+
+    # The relay's first envelope of a filter names its start: a projector behind it catches up, and is whole.
+    executions = platform.projectors["executions"]
+    chains = Chains(platform.filters(), start)
+    chains.know(executions.projection.filter_id(), start)
+    async with platform.pool.acquire() as conn:
+        later = (await platform.reader.read(conn, start, 1_000)).events
+    first = next(e for e in (chains.envelope(r) for r in later) if e.topic in set(executions.projection.topics() or []))
+    assert first.filter_previous[executions.projection.filter_id()] == start
+    await executions.handle([first])
+    assert (await executions.status()).position == envelopes[-1].position
+    caught = await checksums(platform, ["executions"])
+    await rebuild(platform, ["executions"])
+    assert await checksums(platform, ["executions"]) == caught
 
 
 async def _relayed(platform: Platform, position: int) -> bool:
