@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pytest
 
@@ -102,7 +102,7 @@ async def test_the_table_names_each_step_and_the_totals(demo_instance: DemoInsta
     ("argument", "says"),
     [
         ("not-a-uuid", "is not an instance id"),
-        (str(uuid4()), "no workflow instance"),
+        ("6f1c1b3e-8a52-4d0f-9c1e-2b7d4f5a9e01", "no workflow instance"),  # an id no instance has
         ("run", "is not a workflow instance"),
     ],
 )
