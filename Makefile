@@ -25,7 +25,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile -m "not exclusive"
+	$(BIN)/pytest -m exclusive
 
 unit: $(STAMP)
 	$(BIN)/pytest -m "not integration and not e2e"

@@ -211,6 +211,22 @@ def build_bus(settings: Settings) -> EventBus:
     return InProcessBus()
 
 
+SETUP_LOCK = 0x61697773  # "aiws"; the second key is the schema's hash
+
+
+@asynccontextmanager
+async def setting_up(database_url: str, schema: str) -> AsyncIterator[None]:
+    """One process at a time creates the store's tables and functions in a schema: processes starting together
+    (workers scaled out, a rollout) would otherwise race in `CREATE OR REPLACE FUNCTION` ("tuple concurrently
+    updated") and one of them would exit."""
+    conn = await connect(database_url, schema)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", SETUP_LOCK, schema)
+        yield
+    finally:
+        await conn.close()  # ends the session, and its lock with it
+
+
 @asynccontextmanager
 async def open_platform(settings: Settings, environ: Mapping[str, str] | None = None) -> AsyncIterator[Platform]:
     """Starts what the settings ask for (an embedded PostgreSQL when no URL is set), migrates, stops it all on exit."""
@@ -221,7 +237,8 @@ async def open_platform(settings: Settings, environ: Mapping[str, str] | None = 
         database_url = embedded.url
     try:
         async with contextlib.AsyncExitStack() as stack:
-            store = build_store(settings, database_url)
+            async with setting_up(database_url, settings.database_schema):
+                store = build_store(settings, database_url)
             stack.push_async_callback(store.close)
             pool = await create_pool(database_url, settings.database_schema, size=settings.read_pool_size)
             stack.push_async_callback(pool.close)

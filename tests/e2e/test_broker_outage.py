@@ -19,6 +19,7 @@ def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
 
 
+@pytest.mark.exclusive  # the broker is down for everyone meanwhile
 async def test_a_ten_second_broker_outage_under_load_loses_nothing(platform: Platform) -> None:
     workload = Workload(platform.store, seed=21)
     async with running_workers(platform):

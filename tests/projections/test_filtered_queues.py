@@ -144,8 +144,8 @@ async def test_a_relay_without_a_filters_chain_starts_it_at_its_position_and_pro
     async with platform.pool.acquire() as conn:  # a relay of the version before filters, at the head
         await conn.execute("INSERT INTO relay_positions (name, position, previous) VALUES ('relay', $1, '{}')", start)
     async with running_workers(platform, projections=[]):
-        await run_workload(platform, 1, seed=9)
-        assert await _relayed(platform, start + 1)
+        added = await run_workload(platform, 1, seed=9)
+        assert await _relayed(platform, added.last_position)
     envelopes = await envelopes_of(platform, after=0)
     async with platform.pool.acquire() as conn:
         row = await conn.fetchrow("SELECT position, previous FROM relay_positions")
