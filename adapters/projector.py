@@ -50,7 +50,7 @@ class Projector:
         self._topics = topics
         self._handles = None if topics is None else frozenset(topics)
         # Its queue takes only the events it handles: the relay's chain of those events shows a gap.
-        self._filter = projection.filter_id() if projection.context is not None else None
+        self._filter = projection.filter_id if projection.context is not None else None
 
     @property
     def name(self) -> str:
@@ -189,7 +189,7 @@ async def settled(conn: Connection, projection: Projection, position: int, relay
     row = await conn.fetchrow(
         "SELECT position, (previous ->> $1)::bigint AS last, (previous ->> $2)::bigint AS chains_at"  # noqa: S608
         f" FROM {relay} ORDER BY position DESC LIMIT 1",
-        FILTER_KEY + projection.filter_id(),
+        FILTER_KEY + projection.filter_id,
         FILTERS_AT,
     )
     if row is None or row["last"] is None or row["chains_at"] != row["position"]:

@@ -174,7 +174,7 @@ class Platform:
     def filters(self) -> dict[str, list[str]]:
         """The event sets that projection queues take (filter id → topics), for the relay to chain."""
         return {
-            p.projection.filter_id(): p.projection.topics() or []
+            p.projection.filter_id: p.projection.topics() or []
             for p in self.projectors.values()
             if p.projection.context is not None
         }

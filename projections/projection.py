@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import asyncpg
@@ -55,6 +56,7 @@ class Projection:
         """The topics of the events it handles; None: every event."""
         return sorted(topic_of(cls) for cls in self.handlers)
 
+    @cached_property
     def filter_id(self) -> str:
         """Names the set of events it handles; the relay follows each such set (`Envelope.filter_previous`)."""
         topics = ",".join(sorted(topic_of(cls) for cls in self.handlers))

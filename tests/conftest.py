@@ -14,6 +14,7 @@ from psycopg import sql
 from adapters.event_store.application import StoreApplication, memory_env, postgres_env
 from adapters.event_store.store import EventSourcedStore
 from adapters.postgres import create_pool
+from tests.gateways.fake_llm import FakeLlmServer
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_TEST_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -88,3 +89,11 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[EventSourcedSto
     yield made
     await made.close()
     await pool.close()
+
+
+@pytest.fixture
+def llm_server() -> Iterator[FakeLlmServer]:
+    """The local server of the OpenAI and Anthropic wire formats, in a thread of the test's process."""
+    made = FakeLlmServer()
+    yield made
+    made.stop()

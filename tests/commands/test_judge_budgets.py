@@ -7,7 +7,7 @@ LLM server (`tests/gateways/fake_llm.py`), which records every request it receiv
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -48,13 +48,6 @@ RUBRIC = 'Says "thank you".'
 POLITE = Rule(id="polite", kind="llm_judge", params={"agent": "critic", "rubric": RUBRIC})
 BRIEF = Rule(id="brief", kind="llm_judge", params={"agent": "critic", "rubric": "Is it brief?"})
 VERDICT = '{"score": 0.9, "reason": "it thanks the reader"}'
-
-
-@pytest.fixture
-def llm_server() -> Iterator[FakeLlmServer]:
-    made = FakeLlmServer()
-    yield made
-    made.stop()
 
 
 @pytest.fixture

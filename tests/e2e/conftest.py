@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -20,14 +20,6 @@ async def platform(database_url: str, pg_schema: str, amqp_url: str) -> AsyncIte
     )
     async with open_platform(settings) as made:
         yield made
-
-
-@pytest.fixture
-def llm_server() -> Iterator[FakeLlmServer]:
-    """The local server of the OpenAI and Anthropic wire formats."""
-    made = FakeLlmServer()
-    yield made
-    made.stop()
 
 
 @pytest.fixture

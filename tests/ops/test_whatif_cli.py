@@ -3,7 +3,6 @@ with the rules that validated the run — and nothing written anywhere."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -18,13 +17,6 @@ from tests.strategies import Clock
 
 pytestmark = pytest.mark.integration
 __all__ = ["demo_instance"]  # the fixture, used by name
-
-
-@pytest.fixture
-def llm_server() -> Iterator[FakeLlmServer]:
-    made = FakeLlmServer()
-    yield made
-    made.stop()
 
 
 def openai_env(demo: DemoInstance, server: FakeLlmServer) -> dict[str, str]:

@@ -36,11 +36,11 @@ async def test_each_filter_chains_to_the_one_before_it_of_the_same_filter(platfo
         if projector.projection.context is None:
             continue
         taken = taken_by(platform, name, envelopes)
-        chain = [e.filter_previous[projector.projection.filter_id()] for e in taken]
+        chain = [e.filter_previous[projector.projection.filter_id] for e in taken]
         positions = [e.position for e in taken]
         assert chain == [0, *positions][: len(taken)], name
     unhandled = [e for e in envelopes if e.topic not in set(platform.projectors["agents"].projection.topics() or [])]
-    assert all(platform.projectors["agents"].projection.filter_id() not in e.filter_previous for e in unhandled)
+    assert all(platform.projectors["agents"].projection.filter_id not in e.filter_previous for e in unhandled)
 
 
 async def test_a_relay_that_starts_without_a_filters_chain_leaves_it_out_until_it_has_one(platform: Platform) -> None:
@@ -50,7 +50,7 @@ async def test_a_relay_that_starts_without_a_filters_chain_leaves_it_out_until_i
     first, rest = batch.events[:20], batch.events[20:]
     chains = Chains(platform.filters(), first[-1].position, {"agents": 1})  # state of a relay that knew no filter
     made = [chains.envelope(recorded) for recorded in rest]
-    executions = platform.projectors["executions"].projection.filter_id()
+    executions = platform.projectors["executions"].projection.filter_id
     taken = taken_by(platform, "executions", made)
     assert executions not in taken[0].filter_previous
     assert [e.filter_previous[executions] for e in taken[1:]] == [e.position for e in taken[:-1]]
@@ -86,7 +86,7 @@ async def test_an_envelope_without_the_chain_is_checked_against_the_store(platfo
     await run_workload(platform, 3)
     envelopes = await envelopes_of(platform, after=0)
     executions = platform.projectors["executions"]
-    fid = executions.projection.filter_id()
+    fid = executions.projection.filter_id
     taken = taken_by(platform, "executions", envelopes)
     unchained = [msgspec.structs.replace(e, filter_previous={}) for e in taken]
 
@@ -119,7 +119,7 @@ async def test_chains_a_relay_of_an_older_version_left_behind_are_not_trusted(pl
     await run_workload(platform, 3)
     envelopes = await envelopes_of(platform, after=0)
     executions = platform.projectors["executions"]
-    fid = executions.projection.filter_id()
+    fid = executions.projection.filter_id
     taken = taken_by(platform, "executions", envelopes)
     await executions.handle(taken[:3])
     # Saved by a new relay at taken[2], then carried on by an old one that kept the filter keys as they were.
@@ -155,16 +155,16 @@ async def test_a_relay_without_a_filters_chain_starts_it_at_its_position_and_pro
     for name, projector in platform.projectors.items():
         if projector.projection.context is not None:
             taken = [e.position for e in taken_by(platform, name, envelopes) if e.position > start]
-            assert previous[f"filter:{projector.projection.filter_id()}"] == (taken[-1] if taken else start), name
+            assert previous[f"filter:{projector.projection.filter_id}"] == (taken[-1] if taken else start), name
 
     # The relay's first envelope of a filter names its start: a projector behind it catches up, and is whole.
     executions = platform.projectors["executions"]
     chains = Chains(platform.filters(), start)
-    chains.know(executions.projection.filter_id(), start)
+    chains.know(executions.projection.filter_id, start)
     async with platform.pool.acquire() as conn:
         later = (await platform.reader.read(conn, start, 1_000)).events
     first = next(e for e in (chains.envelope(r) for r in later) if e.topic in set(executions.projection.topics() or []))
-    assert first.filter_previous[executions.projection.filter_id()] == start
+    assert first.filter_previous[executions.projection.filter_id] == start
     await executions.handle([first])
     assert (await executions.status()).position == envelopes[-1].position
     caught = await checksums(platform, ["executions"])
